@@ -1,0 +1,30 @@
+# levredis — every target sets up what it needs (venv, dependencies, redis-server).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit stress bench docs clean
+
+$(STAMP): pyproject.toml
+	@command -v redis-server >/dev/null || bash scripts/install-redis.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,hiredis]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	@bash scripts/demo.sh $(BIN)/python
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests examples bench
+	$(BIN)/mypy --strict src
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+stress: $(STAMP)
+	LEVREDIS_STRESS=1 $(BIN)/python -m pytest -q -m slow tests
+
+clean:
+	rm -rf $(VENV) build dist site .pytest_cache .mypy_cache .ruff_cache .hypothesis

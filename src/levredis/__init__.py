@@ -1,0 +1,54 @@
+"""levredis: an asyncio Redis client where every call returns ``(value, err)``.
+
+>>> import asyncio, levredis
+>>> async def main():
+...     client, err = await levredis.connect("127.0.0.1:6379")
+...     if client is None:
+...         return err
+...     await client.cmd("SET", "greeting", "hello")
+...     value, err = await client.cmd("GET", "greeting")
+...     await client.close()
+...     return value
+>>> asyncio.run(main())  # doctest: +SKIP
+'hello'
+"""
+
+from ._client import Client, ReadResult, ReplyType, close_pool, connect, pool_stats
+from ._errors import (
+    ClosedError,
+    ConfigError,
+    Error,
+    NetworkError,
+    NotFound,
+    ProtocolError,
+    ServerError,
+    Timeout,
+    TLSError,
+    UsageError,
+)
+from ._pool import PoolStats
+from ._resp import Reply
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Client",
+    "ClosedError",
+    "ConfigError",
+    "Error",
+    "NetworkError",
+    "NotFound",
+    "PoolStats",
+    "ProtocolError",
+    "ReadResult",
+    "Reply",
+    "ReplyType",
+    "ServerError",
+    "TLSError",
+    "Timeout",
+    "UsageError",
+    "__version__",
+    "close_pool",
+    "connect",
+    "pool_stats",
+]

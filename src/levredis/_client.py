@@ -1,0 +1,368 @@
+"""The client: ``connect()``, and ``cmd``/``pipeline``/``read``/``close`` as ``(value, err)``.
+
+This is the only layer callers see. It turns every outcome into a 2-tuple:
+the value and ``None``, or ``None`` and an error value (a ``str``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Final, Literal, TypedDict
+
+from . import _pool
+from ._config import Config, parse_config
+from ._errors import (
+    CLOSED,
+    NOT_FOUND,
+    ConfigError,
+    Error,
+    NetworkError,
+    ServerError,
+    UsageError,
+)
+from ._protocol import RedisProtocol
+from ._resp import ARRAY, BULK, ERROR, INTEGER, SIMPLE, ArgumentError, Reply, encode_command
+from ._session import SUBSCRIBE_KINDS, command_name
+
+ReplyType = Literal["simple", "error", "integer", "bulk", "array"]
+
+
+class ReadResult(TypedDict):
+    """What ``read()`` returns: the RESP type tag and the decoded value."""
+
+    type: ReplyType
+    value: Reply
+
+
+_TAGS: Final[dict[int, ReplyType]] = {
+    SIMPLE: "simple",
+    ERROR: "error",
+    INTEGER: "integer",
+    BULK: "bulk",
+    ARRAY: "array",
+}
+_NO_LOOP: Final = UsageError(
+    "no running event loop: call levredis inside a coroutine run by asyncio.run()"
+)
+
+
+class Client:
+    """One Redis connection, checked out of the pool by ``connect()``.
+
+    Many tasks may share a client: commands go out in call order and each
+    caller gets its own reply. Every method returns ``(value, None)`` or
+    ``(None, err)`` and never raises for Redis, network or protocol problems::
+
+        client, err = await levredis.connect("127.0.0.1:6379")
+        value, err = await client.cmd("GET", "greeting")
+        await client.close()
+    """
+
+    __slots__ = (
+        "_cfg",
+        "_closed",
+        "_config",
+        "_connection",
+        "_key",
+        "_loop",
+        "_lost",
+        "_reconnecting",
+        "_timeout",
+    )
+
+    def __init__(
+        self,
+        config: Config,
+        key: _pool.PoolKey,
+        loop: asyncio.AbstractEventLoop,
+        connection: RedisProtocol,
+    ) -> None:
+        self._config = config
+        self._cfg = config.view()
+        self._key = key
+        self._loop = loop
+        self._connection = connection
+        self._closed = False
+        self._timeout = config.timeout
+        self._reconnecting: asyncio.Task[RedisProtocol | Error] | None = None
+        # Set when the connection died holding session state a new one would
+        # not have: every call returns it until close().
+        self._lost: Error | None = None
+
+    @property
+    def cfg(self) -> Mapping[str, Any]:
+        """The normalized config, read-only; its repr hides the password."""
+        return self._cfg
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<levredis.Client {self._config.describe()} {state}>"
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- commands ------------------------------------------------------------
+
+    async def cmd(self, *args: object) -> tuple[Reply, Error | None]:
+        """Run one command: ``(value, None)`` or ``(None, err)``.
+
+        ``err`` is ``"not found"`` for a NULL reply, the error line for a
+        Redis error, or the reason for a network, protocol or timeout error
+        (the connection is then closed; the next call opens a new one).
+
+        >>> value, err = await client.cmd("INCR", "counter")  # doctest: +SKIP
+        """
+        if self._closed:
+            return None, CLOSED
+        try:
+            data = encode_command(args)
+        except ArgumentError as exc:
+            return None, UsageError(str(exc))
+        connection = self._connection
+        if connection.error is not None or self._loop is not asyncio.get_running_loop():
+            usable = await self._usable_connection()
+            if isinstance(usable, Error):
+                return None, usable
+            connection = usable
+        expected = connection.session.plan_command(args)
+        if expected.__class__ is not int:
+            return None, expected  # type: ignore[return-value]
+        batched = expected != 1 or connection.session.pubsub
+        if batched:
+            kinds = [SUBSCRIBE_KINDS.get(command_name(args[0]))]
+            future: asyncio.Future[Any] = connection.request_batch(data, [expected], kinds)
+        else:
+            future = connection.request(data)
+        if self._timeout is None:
+            value = await future
+        else:
+            handle = self._loop.call_later(self._timeout, connection.time_out, future)
+            try:
+                value = await future
+            finally:
+                handle.cancel()
+        if batched and not isinstance(value, Error):
+            value = value[0]  # the first reply is the command's own
+        if value is None:
+            return None, NOT_FOUND
+        if isinstance(value, Error):
+            return None, value
+        return value, None
+
+    async def pipeline(
+        self, commands: Sequence[Sequence[object]] | None
+    ) -> tuple[list[list[Reply]] | None, Error | None]:
+        """Send many commands in one write and read all their replies.
+
+        Each result is ``[value]``, ``[None]`` for a NULL reply, or
+        ``[None, err]`` for a Redis error. A network error part-way returns
+        ``(None, err)``. The commands are contiguous on the wire, so a
+        ``MULTI ... EXEC`` pipeline is a real transaction even on a shared
+        client.
+        """
+        if self._closed:
+            return None, CLOSED
+        if commands is None:
+            return [], None
+        if not isinstance(commands, (list, tuple)):
+            return None, UsageError(
+                f"pipeline() takes a list of commands (got {type(commands).__name__})"
+            )
+        if not commands:
+            return [], None
+        parts = []
+        for position, args in enumerate(commands, 1):
+            if not isinstance(args, (list, tuple)):
+                return None, UsageError(
+                    f"pipeline entry {position} is not a list of arguments "
+                    f"(got {type(args).__name__})"
+                )
+            try:
+                parts.append(encode_command(args))
+            except ArgumentError as exc:
+                return None, UsageError(f"pipeline entry {position}: {exc}")
+        connection = self._connection
+        if connection.error is not None or self._loop is not asyncio.get_running_loop():
+            usable = await self._usable_connection()
+            if isinstance(usable, Error):
+                return None, usable
+            connection = usable
+        session = connection.session
+        expects = session.plan_batch(commands)
+        if isinstance(expects, UsageError):
+            return None, expects
+        kinds = None
+        if session.pubsub:
+            kinds = [SUBSCRIBE_KINDS.get(command_name(args[0])) for args in commands]
+        future = connection.request_batch(b"".join(parts), expects, kinds)
+        if self._timeout is None:
+            replies = await future
+        else:
+            handle = self._loop.call_later(self._timeout, connection.time_out, future)
+            try:
+                replies = await future
+            finally:
+                handle.cancel()
+        if isinstance(replies, Error):
+            return None, replies
+        return [
+            [None] if value is None
+            else [None, value] if value.__class__ is ServerError
+            else [value]
+            for value in replies
+        ], None
+
+    async def read(self) -> tuple[ReadResult | None, Error | None]:
+        """Read one reply nobody else waits for, with its RESP type tag.
+
+        Typical use is pub/sub: ``cmd("SUBSCRIBE", "ch")``, then ``read()`` in a
+        loop for ``["message", "ch", payload]``. A ``read()`` that times out
+        before any byte of a value arrived returns ``(None, "timeout")`` and
+        the connection stays usable.
+        """
+        if self._closed:
+            return None, CLOSED
+        if self._lost is not None:
+            return None, self._lost
+        connection = self._connection
+        if self._loop is not asyncio.get_running_loop():
+            return None, _WRONG_LOOP
+        push = connection.take_push()
+        if push is None:
+            if connection.error is not None:
+                return None, connection.error
+            future = connection.wait_push()
+            handle = None
+            if self._timeout is not None:
+                handle = self._loop.call_later(
+                    self._timeout, connection.read_timed_out, future
+                )
+            try:
+                item = await future
+            except asyncio.CancelledError:
+                connection.forget_reader(future)
+                if future.done() and not future.cancelled():
+                    delivered = future.result()
+                    if not isinstance(delivered, Error):
+                        connection.return_push(delivered)  # nothing is lost
+                raise
+            finally:
+                if handle is not None:
+                    handle.cancel()
+            if isinstance(item, Error):
+                return None, item
+            push = item
+        kind, value = push
+        return ReadResult(type=_TAGS[kind], value=value), None
+
+    async def close(self, no_keepalive: bool = False) -> bool:
+        """Return the connection to the pool (or close it); always ``True``.
+
+        It is closed instead when ``no_keepalive`` is true, the pool is full,
+        or the connection is not clean (a reply owed, subscribed, inside
+        MULTI, after SELECT of another db ...). Later calls return
+        ``(None, "closed")``.
+        """
+        if self._closed:
+            return True
+        self._closed = True
+        _pool.release(self._connection, self._key, self._loop, keepalive=not no_keepalive)
+        return True
+
+    # -- reconnecting ----------------------------------------------------------
+
+    async def _usable_connection(self) -> RedisProtocol | Error:
+        """Replace a failed connection, unless it held state a new one lacks."""
+        if asyncio.get_running_loop() is not self._loop:
+            return _WRONG_LOOP
+        if self._lost is not None:
+            return self._lost
+        dead = self._connection
+        if dead.error is None:
+            return dead
+        held = dead.session.unpoolable_reason()
+        _pool.release(dead, self._key, self._loop, keepalive=False)
+        if held is not None:
+            self._lost = NetworkError(
+                f"connection lost ({dead.error}) while it held session state "
+                f"({held}); close this client and connect again"
+            )
+            return self._lost
+        task = self._reconnecting
+        if task is None:
+            task = self._reconnecting = self._loop.create_task(self._replace())
+        # Shielded: a cancelled caller must not cancel the others' reconnect.
+        return await asyncio.shield(task)
+
+    async def _replace(self) -> RedisProtocol | Error:
+        try:
+            connection = await _pool.acquire(self._config, self._key, self._loop)
+        finally:
+            self._reconnecting = None
+        if isinstance(connection, Error):
+            return connection
+        if self._closed:
+            _pool.release(connection, self._key, self._loop, keepalive=True)
+            return CLOSED
+        self._connection = connection
+        return connection
+
+
+_WRONG_LOOP: Final = UsageError(
+    "this client belongs to another event loop: connect() again on this one"
+)
+
+
+async def connect(
+    config: str | Mapping[str, Any] | None = None,
+) -> tuple[Client, None] | tuple[None, Error]:
+    """Open (or take from the pool) a connection: ``(client, None)`` or ``(None, err)``.
+
+    ``config`` is ``None`` (``127.0.0.1:6379``), ``"host:port[/db]"``, a
+    ``redis://`` or ``rediss://`` URL, or a mapping with ``host``, ``port``,
+    ``db``, ``timeout``, ``ssl``, ``auth={"user": ..., "pass": ...}`` and
+    ``decode``::
+
+        client, err = await levredis.connect({"host": "127.0.0.1", "db": 2})
+        if client is None:
+            raise SystemExit(f"redis: {err}")
+    """
+    parsed = parse_config(config)
+    if isinstance(parsed, ConfigError):
+        return None, parsed
+    loop = asyncio._get_running_loop()
+    if loop is None:
+        return None, _NO_LOOP
+    key = _pool.pool_key(parsed)
+    connection = await _pool.acquire(parsed, key, loop)
+    if isinstance(connection, Error):
+        return None, connection
+    return Client(parsed, key, loop, connection), None
+
+
+def pool_stats() -> list[_pool.PoolStats]:
+    """Per pool key of the running loop: idle, in-use, created, reused, discarded.
+
+    Keys read ``host:port/db[+ssl][ user=NAME]``; they never hold a password.
+    """
+    loop = asyncio._get_running_loop()
+    return _pool.stats(loop) if loop is not None else []
+
+
+async def close_pool() -> int:
+    """Close every idle pooled connection of the running loop (e.g. at shutdown).
+
+    Returns how many were closed.
+    """
+    loop = asyncio._get_running_loop()
+    return _pool.close_idle(loop) if loop is not None else 0

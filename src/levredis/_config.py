@@ -1,0 +1,336 @@
+"""Parse and validate a connect() config into a frozen ``Config``.
+
+Three forms are accepted: ``None`` (``127.0.0.1:6379``), a string
+(``"host:port"``, ``"host:port/db"``, ``"[::1]:6379/2"``, or a
+``redis://`` / ``rediss://`` URL), and a mapping. Every failure is a
+``ConfigError`` reading ``invalid redis config: <what> (got <value>)``; a
+password is never part of it.
+"""
+
+from __future__ import annotations
+
+import math
+import ssl
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ._errors import ConfigError
+
+DEFAULT_HOST: Final = "127.0.0.1"
+DEFAULT_PORT: Final = 6379
+_KNOWN_KEYS: Final = frozenset({"host", "port", "db", "timeout", "ssl", "auth", "decode"})
+_MASK: Final = "***"
+
+
+class Auth(Mapping[str, str]):
+    """Read-only ``{"user": ..., "pass": ...}`` whose repr hides the password."""
+
+    __slots__ = ("_password", "_user")
+
+    def __init__(self, user: str, password: str) -> None:
+        self._user = user
+        self._password = password
+
+    def __getitem__(self, key: str) -> str:
+        if key == "user":
+            return self._user
+        if key == "pass":
+            return self._password
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("user", "pass"))
+
+    def __len__(self) -> int:
+        return 2
+
+    def __repr__(self) -> str:
+        return f"{{'user': {self._user!r}, 'pass': '{_MASK}'}}"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Config:
+    """A validated config. ``view()`` is what ``client.cfg`` shows."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    db: int = 0
+    timeout: float | None = None
+    ssl: bool | ssl.SSLContext = False
+    auth: Auth | None = None
+    decode: bool = True
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def describe(self) -> str:
+        """``host:port/db`` plus TLS and user, never the password."""
+        text = f"{self.address}/{self.db}"
+        if self.ssl is not False:
+            text += " tls"
+        if self.auth is not None:
+            text += f" user={self.auth['user']}"
+        return text
+
+    def view(self) -> ConfigView:
+        values: dict[str, Any] = dict(self.extras)
+        values.update(
+            host=self.host,
+            port=self.port,
+            db=self.db,
+            timeout=self.timeout,
+            ssl=self.ssl,
+            auth=self.auth,
+            decode=self.decode,
+        )
+        return ConfigView(values)
+
+    def __repr__(self) -> str:
+        return f"Config({self.describe()})"
+
+
+class ConfigView(Mapping[str, Any]):
+    """Read-only normalized config (``client.cfg``); its repr hides the password."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        # Auth's own repr masks the password; nothing else holds one.
+        inner = ", ".join(f"{key!r}: {value!r}" for key, value in self._values.items())
+        return f"ConfigView({{{inner}}})"
+
+    __str__ = __repr__
+
+
+class InvalidConfig(Exception):
+    """Raised inside this module; ``parse_config`` turns it into its error value."""
+
+    def __init__(self, error: ConfigError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _invalid(what: str, got: object) -> InvalidConfig:
+    return InvalidConfig(ConfigError(f"invalid redis config: {what} (got {got!r})"))
+
+
+def _check_host(host: object) -> str:
+    if not isinstance(host, str) or not host:
+        raise _invalid("host must be a non-empty string", host)
+    return host
+
+
+def _check_port(port: object) -> int:
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise _invalid("port must be an integer in 1..65535", port)
+    return port
+
+
+def _check_db(db: object) -> int:
+    if db is None:
+        return 0
+    if isinstance(db, bool) or not isinstance(db, int) or db < 0:
+        raise _invalid("db must be an integer >= 0", db)
+    return db
+
+
+def _check_timeout(timeout: object) -> float | None:
+    if timeout is None:
+        return None
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise _invalid("timeout must be a finite number of seconds > 0", timeout)
+    return float(timeout)
+
+
+def _check_ssl(value: object) -> bool | ssl.SSLContext:
+    if value is None:
+        return False
+    if isinstance(value, (bool, ssl.SSLContext)):
+        return value
+    raise _invalid("ssl must be a bool or an ssl.SSLContext", value)
+
+
+def _check_decode(value: object) -> bool:
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        raise _invalid("decode must be a bool", value)
+    return value
+
+
+def _check_auth(auth: object) -> Auth | None:
+    if auth is None:
+        return None
+    if not isinstance(auth, Mapping):
+        # The value may well be a password: show its type only.
+        raise _invalid("auth must be a mapping with 'user' and 'pass'", _TypeName(auth))
+    user = auth.get("user")
+    password = auth.get("pass")
+    if not isinstance(user, str) or not user:
+        raise _invalid("auth user must be a non-empty string", user)
+    if not isinstance(password, str) or not password:
+        shown = password if password is None or password == "" else _TypeName(password)
+        raise _invalid("auth pass must be a non-empty string", shown)
+    return Auth(user, password)
+
+
+class _TypeName:
+    """Shows a value as ``<str>`` in an error, for values that may be secret."""
+
+    def __init__(self, value: object) -> None:
+        self._name = type(value).__name__
+
+    def __repr__(self) -> str:
+        return f"<{self._name}>"
+
+
+def _split_host_port(text: str, original: str) -> tuple[str, str | None]:
+    """``host:port`` or ``[v6]:port`` → (host, port text or None)."""
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0:
+            raise _invalid("unclosed '[' in IPv6 host", original)
+        host, rest = text[1:close], text[close + 1 :]
+        if rest and not rest.startswith(":"):
+            raise _invalid("expected ':' after ']'", original)
+        return host, rest[1:] if rest else None
+    if text.count(":") > 1:
+        raise _invalid("write an IPv6 host in brackets, e.g. '[::1]:6379'", original)
+    host, sep, port = text.partition(":")
+    return host, port if sep else None
+
+
+def _parse_int_text(text: str, what: str, original: str) -> int:
+    if not text.isdigit() or not text.isascii():
+        raise _invalid(f"{what} must be a whole number", original)
+    return int(text)
+
+
+def _parse_address_string(text: str) -> Config:
+    hostport, slash, db_text = text.partition("/")
+    host, port_text = _split_host_port(hostport, text)
+    if port_text is None or port_text == "":
+        raise _invalid("a port is required, as in 'host:6379'", text)
+    port = _check_port(_parse_int_text(port_text, "port", text))
+    db = _parse_int_text(db_text, "db", text) if slash else 0
+    return Config(host=_check_host(host), port=port, db=db)
+
+
+def _masked_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:{_MASK}@{host}").geturl()
+
+
+def _parse_url(url: str) -> Config:
+    shown = _masked_url(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port if parts.port is not None else DEFAULT_PORT
+    except ValueError:
+        raise _invalid("malformed URL or port", shown) from None
+    if parts.scheme not in ("redis", "rediss"):
+        raise _invalid("URL scheme must be redis:// or rediss://", shown)
+    host = _check_host(parts.hostname or "")
+    db = 0
+    path = parts.path.strip("/")
+    if path:
+        db = _parse_int_text(path, "db in the URL path", shown)
+    timeout: float | None = None
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "db":
+            db = _parse_int_text(value, "db", shown)
+        elif key == "timeout":
+            try:
+                timeout = _check_timeout(float(value))
+            except ValueError:
+                raise _invalid("timeout must be a number of seconds", shown) from None
+        else:
+            raise _invalid(f"unsupported URL option {key!r}", shown)
+    auth = None
+    if parts.password is not None:
+        user = unquote(parts.username or "") or "default"
+        auth = _check_auth({"user": user, "pass": unquote(parts.password)})
+    elif parts.username:
+        raise _invalid("a user in the URL needs a password (user:pass@host)", shown)
+    return Config(
+        host=host,
+        port=_check_port(port),
+        db=db,
+        timeout=timeout,
+        ssl=parts.scheme == "rediss",
+        auth=auth,
+    )
+
+
+def _parse_mapping(config: Mapping[Any, Any]) -> Config:
+    if "host" not in config:
+        raise _invalid("host is required", None)
+    extras = {key: value for key, value in config.items() if key not in _KNOWN_KEYS}
+    port = config.get("port")
+    return Config(
+        host=_check_host(config["host"]),
+        port=DEFAULT_PORT if port is None else _check_port(port),
+        db=_check_db(config.get("db")),
+        timeout=_check_timeout(config.get("timeout")),
+        ssl=_check_ssl(config.get("ssl")),
+        auth=_check_auth(config.get("auth")),
+        decode=_check_decode(config.get("decode")),
+        extras=extras,
+    )
+
+
+def parse_config(config: object) -> Config | ConfigError:
+    """Validate ``config``: a ``Config``, or the ``ConfigError`` saying what is wrong.
+
+    >>> parse_config("[::1]:6380/2").describe()
+    '[::1]:6380/2'
+    >>> parse_config({"host": "h", "port": 0})
+    ConfigError('invalid redis config: port must be an integer in 1..65535 (got 0)')
+    """
+    try:
+        return _parse(config)
+    except InvalidConfig as invalid:
+        return invalid.error
+
+
+def _parse(config: object) -> Config:
+    if config is None:
+        return Config()
+    if isinstance(config, str):
+        if "://" in config:
+            return _parse_url(config)
+        return _parse_address_string(config)
+    if isinstance(config, Mapping):
+        return _parse_mapping(config)
+    raise _invalid(
+        "expected None, 'host:port[/db]', a redis:// URL or a mapping",
+        _TypeName(config),
+    )

@@ -1,0 +1,109 @@
+"""Open one connection: TCP or TLS, then AUTH and SELECT, within the timeout.
+
+Any failure closes the socket and comes back as an error value carrying the
+server's or the operating system's reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import Final
+
+from ._config import Config
+from ._errors import CLOSED, Error, ServerError, error_from_exception
+from ._protocol import RedisProtocol
+from ._resp import encode_command
+
+log: Final = logging.getLogger("levredis")
+
+_default_tls_context: ssl.SSLContext | None = None
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    """The context for ``config.ssl``: None, the caller's, or the system default.
+
+    ``ssl=True`` verifies the certificate chain against the system trust store
+    and the host name, like every trusted client; there is no silent fallback.
+    """
+    global _default_tls_context
+    if config.ssl is False:
+        return None
+    if isinstance(config.ssl, ssl.SSLContext):
+        return config.ssl
+    if _default_tls_context is None:
+        _default_tls_context = ssl.create_default_context()
+    return _default_tls_context
+
+
+def _handshake(config: Config) -> list[list[object]]:
+    commands: list[list[object]] = []
+    if config.auth is not None:
+        commands.append(["AUTH", config.auth["user"], config.auth["pass"]])
+    if config.db:
+        commands.append(["SELECT", config.db])
+    return commands
+
+
+async def open_connection(
+    config: Config, loop: asyncio.AbstractEventLoop
+) -> RedisProtocol | Error:
+    """Connect, authenticate and select the db: the connection, or why not."""
+    connection: RedisProtocol | None = None
+    try:
+        async with asyncio.timeout(config.timeout):
+            context = tls_context(config)
+            _, connection = await loop.create_connection(
+                lambda: RedisProtocol(loop, config.db, config.decode),
+                config.host,
+                config.port,
+                ssl=context,
+                server_hostname=config.host if context is not None else None,
+            )
+            commands = _handshake(config)
+            if commands:
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("handshake %s: %s", config.describe(),
+                              " + ".join(str(c[0]) for c in commands))
+                data = b"".join(encode_command(command) for command in commands)
+                replies = await connection.request_batch(data, [1] * len(commands), None)
+                if isinstance(replies, Error):
+                    raise _Failed(replies)
+                for reply in replies:
+                    if isinstance(reply, ServerError):
+                        raise _Failed(reply)
+    except Exception as exc:
+        error = exc.error if isinstance(exc, _Failed) else error_from_exception(exc)
+        if connection is not None:
+            connection.abort(error)
+        log.debug("connect %s failed: %s", config.describe(), error)
+        return error
+    except BaseException:
+        # Cancelled: close what was opened and let the cancellation through.
+        if connection is not None:
+            connection.abort(CLOSED)
+        raise
+    log.debug("connected %s", config.describe())
+    return connection
+
+
+async def ping(connection: RedisProtocol, limit: float) -> bool:
+    """True when the connection answers PING within ``limit`` seconds."""
+    if connection.error is not None:
+        return False
+    future = connection.request(b"*1\r\n$4\r\nPING\r\n")
+    handle = connection.loop.call_later(limit, connection.time_out, future)
+    try:
+        reply = await future
+    finally:
+        handle.cancel()
+    return reply == "PONG" or reply == b"PONG"
+
+
+class _Failed(Exception):
+    """Carries a handshake's error value out of the timeout block."""
+
+    def __init__(self, error: Error) -> None:
+        super().__init__(error)
+        self.error = error

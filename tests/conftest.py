@@ -1,0 +1,92 @@
+"""Fixtures: real redis-server processes (plain, ACL, TLS) and loop selection.
+
+Every async test runs twice, on the default asyncio loop and on uvloop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+import trustme
+
+import levredis
+from tests.servers import RedisServer, acl_args, tls_args
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is a test dependency
+    uvloop = None
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+        "asyncio": asyncio.new_event_loop,
+    }
+    if uvloop is not None:
+        factories["uvloop"] = uvloop.new_event_loop
+    return factories
+
+
+@pytest.fixture(autouse=True)
+async def _close_pooled_connections() -> AsyncIterator[None]:
+    """Each test starts and ends with an empty pool on its own loop."""
+    await levredis.close_pool()
+    yield
+    await levredis.close_pool()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A plain server shared by the tests that do not break it."""
+    server = RedisServer().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def own_server() -> Iterator[RedisServer]:
+    """A server of the test's own, free to stop, restart or kill."""
+    server = RedisServer().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def acl_server() -> Iterator[RedisServer]:
+    """Users alice (all commands) and bob (GET/SET on bob:* only); default has no password."""
+    server = RedisServer(acl_args()).start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def tls_ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def tls_server(tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A TLS-only server whose certificate (127.0.0.1, localhost) comes from ``tls_ca``."""
+    folder: Path = tmp_path_factory.mktemp("tls")
+    cert = tls_ca.issue_cert("127.0.0.1", "localhost")
+    cert_file, key_file, ca_file = folder / "cert.pem", folder / "key.pem", folder / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(cert_file)
+    cert.private_key_pem.write_to_path(key_file)
+    tls_ca.cert_pem.write_to_path(ca_file)
+    server = RedisServer(tls_args(cert_file, key_file, ca_file), tls_port=True).start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def trusting_context(tls_ca: trustme.CA) -> ssl.SSLContext:
+    """A client context that trusts the test CA (and verifies host names)."""
+    context = ssl.create_default_context()
+    tls_ca.configure_trust(context)
+    return context

@@ -1,0 +1,125 @@
+"""Real redis-server processes for the tests, on free loopback ports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+REDIS_SERVER = shutil.which("redis-server") or "redis-server"
+
+ALICE = ("alice", "alice-secret-pw")
+BOB = ("bob", "bob-secret-pw")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, host: str = "127.0.0.1", limit: float = 10.0) -> None:
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            socket.create_connection((host, port), 0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not open {host}:{port}") from None
+            time.sleep(0.02)
+
+
+class RedisServer:
+    """One redis-server process; ``restart()`` keeps its port."""
+
+    def __init__(self, extra: Sequence[str] = (), tls_port: bool = False) -> None:
+        self.port = free_port()
+        self.tls = tls_port
+        self.extra = list(extra)
+        self.dir = Path(tempfile.mkdtemp(prefix="levredis-test-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def args(self) -> list[str]:
+        port_args = ["--port", "0", "--tls-port", str(self.port)] if self.tls else [
+            "--port", str(self.port)]
+        return [
+            REDIS_SERVER, *port_args, "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no",
+            "--logfile", str(self.dir / "redis.log"), *self.extra,
+        ]
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(self.args(), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        try:
+            wait_for_port(self.port)
+        except RuntimeError:
+            log = (self.dir / "redis.log").read_text(errors="replace")[-2000:]
+            self.stop()
+            raise RuntimeError(f"redis-server failed to start:\n{log}") from None
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def command(self, *args: str) -> str:
+        """Run a command with a plain socket (no levredis), for checks and setup."""
+        with socket.create_connection(("127.0.0.1", self.port), 5) as sock:
+            parts = [b"*%d\r\n" % len(args)]
+            for arg in args:
+                data = arg.encode()
+                parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+            sock.sendall(b"".join(parts))
+            return sock.recv(65536).decode(errors="replace")
+
+    def cleanup(self) -> None:
+        self.stop()
+        with contextlib.suppress(OSError):
+            shutil.rmtree(self.dir)
+
+
+def acl_args() -> list[str]:
+    return [
+        "--user", ALICE[0], "on", f">{ALICE[1]}", "~*", "&*", "+@all",
+        "--user", BOB[0], "on", f">{BOB[1]}", "~bob:*", "+get", "+set", "+ping",
+        "+acl|whoami", "+client|info",
+    ]
+
+
+def tls_args(cert: Path, key: Path, ca: Path) -> list[str]:
+    return [
+        "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+        "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no",
+    ]
+
+
+def process_fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))

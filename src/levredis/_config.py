@@ -235,9 +235,13 @@ def _parse_address_string(text: str) -> Config:
     host, port_text = _split_host_port(hostport, text)
     if port_text is None or port_text == "":
         raise _invalid("a port is required, as in 'host:6379'", text)
-    port = _check_port(_parse_int_text(port_text, "port", text))
+    if not host:
+        raise _invalid("host must be a non-empty string", text)
+    port = _parse_int_text(port_text, "port", text)
+    if not 1 <= port <= 65535:
+        raise _invalid("port must be an integer in 1..65535", text)
     db = _parse_int_text(db_text, "db", text) if slash else 0
-    return Config(host=_check_host(host), port=port, db=db)
+    return Config(host=host, port=port, db=db)
 
 
 def _masked_url(url: str) -> str:

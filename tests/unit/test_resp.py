@@ -1,0 +1,261 @@
+"""The sans-I/O RESP codec, with bytes and values alone."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from levredis import ServerError
+from levredis._resp import (
+    ARRAY,
+    BULK,
+    ERROR,
+    INCOMPLETE,
+    INTEGER,
+    MAX_BULK_LENGTH,
+    SIMPLE,
+    ArgumentError,
+    Parser,
+    Reply,
+    RespError,
+    encode_command,
+)
+
+
+def parse_all(data: bytes, decode: bool = True) -> list[tuple[int, Reply]]:
+    parser = Parser(decode)
+    parser.feed(data)
+    out = []
+    while (value := parser.next_reply()) is not INCOMPLETE:
+        out.append((parser.kind, value))
+    assert not parser.has_partial()
+    return out
+
+
+# -- encoding ------------------------------------------------------------------
+
+
+def test_encode_command_writes_an_array_of_bulk_strings() -> None:
+    assert encode_command(["SET", "k", "v"]) == b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
+
+
+def test_encode_converts_bytes_str_int_and_float_by_their_text() -> None:
+    data = encode_command(["X", b"\x00\xff", "é", 42, -7, 1.5, bytearray(b"ba"), memoryview(b"mv")])
+    assert data == (
+        b"*8\r\n$1\r\nX\r\n$2\r\n\x00\xff\r\n$2\r\n\xc3\xa9\r\n$2\r\n42\r\n$2\r\n-7\r\n"
+        b"$3\r\n1.5\r\n$2\r\nba\r\n$2\r\nmv\r\n"
+    )
+
+
+def test_encode_sends_surrogate_escaped_str_as_the_original_bytes() -> None:
+    text = b"\xff\xfe".decode("utf-8", "surrogateescape")
+    assert encode_command([text]) == b"*1\r\n$2\r\n\xff\xfe\r\n"
+
+
+@pytest.mark.parametrize("bad", [None, True, False, object(), [1], {"a": 1}])
+def test_encode_rejects_none_bool_and_other_types(bad: object) -> None:
+    with pytest.raises(ArgumentError, match="argument 2"):
+        encode_command(["SET", bad])
+
+
+def test_encode_rejects_an_empty_command() -> None:
+    with pytest.raises(ArgumentError, match="no command"):
+        encode_command([])
+
+
+def test_encode_handles_long_values_and_many_arguments() -> None:
+    big = "x" * 100_000
+    args = ["RPUSH", "k", *range(100), big]
+    data = encode_command(args)
+    assert data.startswith(b"*103\r\n")
+    assert data.endswith(b"$100000\r\n" + big.encode() + b"\r\n")
+
+
+# -- parsing each type -----------------------------------------------------------
+
+
+def test_parser_gives_each_type_with_its_tag() -> None:
+    stream = b"+OK\r\n$2\r\nOK\r\n:-12\r\n-ERR bad thing\r\n*2\r\n$1\r\na\r\n:1\r\n$-1\r\n*-1\r\n*0\r\n$0\r\n\r\n"
+    got = parse_all(stream)
+    assert got == [
+        (SIMPLE, "OK"), (BULK, "OK"), (INTEGER, -12), (ERROR, "ERR bad thing"),
+        (ARRAY, ["a", 1]), (BULK, None), (ARRAY, None), (ARRAY, []), (BULK, ""),
+    ]
+    assert type(got[3][1]) is ServerError
+
+
+def test_parser_keeps_errors_and_nulls_inside_arrays() -> None:
+    got = parse_all(b"*3\r\n-WRONGTYPE no\r\n$-1\r\n*-1\r\n")
+    assert got == [(ARRAY, ["WRONGTYPE no", None, None])]
+    assert isinstance(got[0][1][0], ServerError)  # type: ignore[index]
+
+
+def test_parser_returns_bytes_when_decode_is_off() -> None:
+    assert parse_all(b"+OK\r\n$3\r\n\xff\x00a\r\n", decode=False) == [
+        (SIMPLE, b"OK"), (BULK, b"\xff\x00a"),
+    ]
+
+
+def test_parser_decodes_invalid_utf8_without_losing_a_byte() -> None:
+    (_, value), = parse_all(b"$3\r\n\xff\xc3(\r\n")
+    assert isinstance(value, str)
+    assert value.encode("utf-8", "surrogateescape") == b"\xff\xc3("
+
+
+def test_parser_nests_arrays() -> None:
+    assert parse_all(b"*2\r\n*2\r\n:1\r\n*1\r\n+x\r\n*0\r\n") == [(ARRAY, [[1, ["x"]], []])]
+
+
+def test_parser_survives_ten_thousand_levels_of_nesting() -> None:
+    depth = 10_000
+    assert depth > sys.getrecursionlimit()
+    (_, value), = parse_all(b"*1\r\n" * depth + b":7\r\n")
+    for _ in range(depth):
+        assert isinstance(value, list) and len(value) == 1
+        value = value[0]
+    assert value == 7
+
+
+def test_parser_resumes_a_reply_split_at_every_byte() -> None:
+    stream = b"*3\r\n$5\r\nhello\r\n*2\r\n:1\r\n-E x\r\n$-1\r\n+PONG\r\n"
+    expected = parse_all(stream)
+    for cut in range(len(stream) + 1):
+        parser = Parser()
+        got = []
+        for piece in (stream[:cut], stream[cut:]):
+            parser.feed(piece)
+            while (value := parser.next_reply()) is not INCOMPLETE:
+                got.append((parser.kind, value))
+        assert got == expected, cut
+
+
+def test_parser_reports_partial_data() -> None:
+    parser = Parser()
+    assert not parser.has_partial()
+    parser.feed(b"$5\r\nhel")
+    assert parser.next_reply() is INCOMPLETE
+    assert parser.has_partial()
+    parser.feed(b"lo\r\n")
+    assert parser.next_reply() == "hello"
+    assert not parser.has_partial()
+
+
+# -- hostile input ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stream", "message"),
+    [
+        (b"!3\r\nabc\r\n", "unknown reply type byte 0x21"),
+        (b"%1\r\n", "unknown reply type byte 0x25"),
+        (b"$abc\r\n", "invalid bulk length"),
+        (b"$-2\r\n", "invalid bulk length -2"),
+        (b"*-5\r\n", "invalid array length -5"),
+        (b":12x\r\n", "invalid integer"),
+        (b"$3\r\nabcXY", "not followed by CRLF"),
+        (b"*99999999999\r\n", "out of range"),
+        (b"$%d\r\n" % (MAX_BULK_LENGTH + 1), "exceeds the 512 MB limit"),
+    ],
+)
+def test_parser_rejects_malformed_streams(stream: bytes, message: str) -> None:
+    parser = Parser()
+    parser.feed(stream)
+    with pytest.raises(RespError, match=message):
+        parser.next_reply()
+
+
+def test_parser_does_not_allocate_for_an_announced_length() -> None:
+    parser = Parser()
+    parser.feed(b"$%d\r\nabc" % MAX_BULK_LENGTH)
+    assert parser.next_reply() is INCOMPLETE  # waits; nothing was reserved for it
+    assert len(parser._buffer) < 100
+
+
+def test_parser_rejects_an_endless_line() -> None:
+    parser = Parser()
+    parser.feed(b"+" + b"x" * (1024 * 1024 + 10))
+    with pytest.raises(RespError, match="no line end"):
+        parser.next_reply()
+
+
+# -- property: any reply tree survives encoding and arbitrary chunking ----------------
+
+replies = st.recursive(
+    st.one_of(
+        st.none(),
+        st.integers(min_value=-(2**63), max_value=2**63 - 1),
+        st.binary(max_size=40),
+        st.text(max_size=20).filter(lambda s: "\r" not in s and "\n" not in s).map(
+            lambda s: ("+", s)),
+        st.text(max_size=20).filter(lambda s: "\r" not in s and "\n" not in s).map(
+            lambda s: ("-", s)),
+    ),
+    lambda children: st.lists(children, max_size=5),
+    max_leaves=30,
+)
+
+
+def serialize(value: object) -> bytes:
+    if value is None:
+        return b"$-1\r\n"
+    if isinstance(value, int):
+        return b":%d\r\n" % value
+    if isinstance(value, bytes):
+        return b"$%d\r\n%s\r\n" % (len(value), value)
+    if isinstance(value, tuple):
+        return value[0].encode() + value[1].encode() + b"\r\n"
+    assert isinstance(value, list)
+    return b"*%d\r\n" % len(value) + b"".join(serialize(item) for item in value)
+
+
+def expected_value(value: object) -> object:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    if isinstance(value, tuple):
+        return value[1]
+    if isinstance(value, list):
+        return [expected_value(item) for item in value]
+    return value
+
+
+@settings(max_examples=300)
+@given(values=st.lists(replies, min_size=1, max_size=4), data=st.data())
+def test_any_reply_stream_parses_back_whatever_the_chunking(values: list[object], data: st.DataObject) -> None:
+    stream = b"".join(serialize(v) for v in values)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
+    parser = Parser()
+    got = []
+    last = 0
+    for cut in [*cuts, len(stream)]:
+        parser.feed(stream[last:cut])
+        last = cut
+        while (value := parser.next_reply()) is not INCOMPLETE:
+            got.append(value)
+    assert got == [expected_value(v) for v in values]
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=200))
+def test_random_bytes_give_values_or_a_clean_protocol_error(stream: bytes) -> None:
+    parser = Parser()
+    parser.feed(stream)
+    try:
+        while parser.next_reply() is not INCOMPLETE:
+            pass
+    except RespError:
+        pass
+
+
+@given(st.lists(st.one_of(st.binary(max_size=30), st.text(max_size=30), st.integers()),
+                min_size=1, max_size=10))
+def test_an_encoded_command_parses_back_to_its_arguments(args: list[object]) -> None:
+    (_, value), = parse_all(encode_command(args), decode=False)
+    assert value == [
+        a if isinstance(a, bytes)
+        else a.encode("utf-8", "surrogateescape") if isinstance(a, str)
+        else str(a).encode()
+        for a in args
+    ]

@@ -1,0 +1,342 @@
+"""close() and the pool: reuse, capacity, keys, dirty connections, loops and fork."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import pytest
+
+import levredis
+from levredis import _pool
+from tests.servers import ALICE, BOB, RedisServer
+
+
+async def connect(config: object) -> levredis.Client:
+    client, err = await levredis.connect(config)  # type: ignore[arg-type]
+    assert client is not None, err
+    return client
+
+
+async def client_id(client: levredis.Client) -> int:
+    value, err = await client.cmd("CLIENT", "ID")
+    assert isinstance(value, int), err
+    return value
+
+
+async def test_close_returns_true_and_later_calls_say_closed(redis_server: RedisServer) -> None:
+    client = await connect(redis_server.address)
+    assert await client.close() is True
+    assert await client.close() is True
+    assert await client.close(no_keepalive=True) is True
+    assert await client.cmd("PING") == (None, "closed")
+    assert await client.pipeline([["PING"]]) == (None, "closed")
+    assert await client.pipeline([]) == (None, "closed")
+    assert await client.read() == (None, "closed")
+    _, err = await client.cmd("PING")
+    assert isinstance(err, levredis.ClosedError)
+
+
+async def test_async_with_closes_into_the_pool(redis_server: RedisServer) -> None:
+    async with await connect(redis_server.address) as client:
+        first = await client_id(client)
+    assert await client.cmd("PING") == (None, "closed")
+    again = await connect(redis_server.address)
+    assert await client_id(again) == first
+    await again.close()
+
+
+async def test_closed_connection_is_reused_most_recent_first(redis_server: RedisServer) -> None:
+    a = await connect(redis_server.address)
+    b = await connect(redis_server.address)
+    id_a, id_b = await client_id(a), await client_id(b)
+    await a.close()
+    await b.close()
+    c = await connect(redis_server.address)
+    d = await connect(redis_server.address)
+    assert await client_id(c) == id_b  # LIFO
+    assert await client_id(d) == id_a
+    await c.close()
+    await d.close()
+
+
+async def test_no_keepalive_closes_the_socket(redis_server: RedisServer) -> None:
+    a = await connect(redis_server.address)
+    first = await client_id(a)
+    await a.close(no_keepalive=True)
+    b = await connect(redis_server.address)
+    assert await client_id(b) != first
+    await b.close()
+
+
+async def test_pool_capacity_comes_from_the_environment(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_CLIENT_POOL_SIZE", "1")
+    a, b = await connect(redis_server.address), await connect(redis_server.address)
+    await a.close()
+    await b.close()  # the pool is full: closed
+    [stats] = [s for s in levredis.pool_stats() if s["key"] == f"{redis_server.address}/0"]
+    assert stats["idle"] == 1 and stats["in_use"] == 0 and stats["discarded"] >= 1
+
+
+async def test_pool_size_zero_disables_pooling(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_CLIENT_POOL_SIZE", "0")
+    a = await connect(redis_server.address)
+    first = await client_id(a)
+    await a.close()
+    b = await connect(redis_server.address)
+    assert await client_id(b) != first
+    await b.close()
+
+
+@pytest.mark.parametrize("value", ["many", "-3", "2.5", ""])
+async def test_invalid_pool_size_means_the_default_with_a_warning(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    value: str,
+) -> None:
+    monkeypatch.setenv("REDIS_CLIENT_POOL_SIZE", value)
+    _pool._warned_sizes.clear()
+    with caplog.at_level(logging.WARNING, logger="levredis"):
+        assert _pool.pool_size() == 20
+    assert any("REDIS_CLIENT_POOL_SIZE" in r.getMessage() for r in caplog.records)
+    a = await connect(redis_server.address)
+    first = await client_id(a)
+    await a.close()
+    b = await connect(redis_server.address)
+    assert await client_id(b) == first  # pooled with the default capacity
+    await b.close()
+
+
+async def test_idle_connections_older_than_five_seconds_are_checked_with_ping(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def pings() -> int:
+        probe = await connect(f"{redis_server.address}/1")  # a pool of its own
+        info, _ = await probe.cmd("INFO", "commandstats")
+        await probe.close(no_keepalive=True)
+        for line in str(info).splitlines():
+            if line.startswith("cmdstat_ping:"):
+                return int(line.split("calls=")[1].split(",")[0])
+        return 0
+
+    a = await connect(redis_server.address)
+    first = await client_id(a)
+    await a.close()
+    before = await pings()
+    b = await connect(redis_server.address)  # fresh: no PING
+    assert await client_id(b) == first
+    assert await pings() == before
+    await b.close()
+    monkeypatch.setattr(_pool, "FRESH_FOR", 0.0)  # as if it sat idle for 5 s
+    c = await connect(redis_server.address)
+    assert await client_id(c) == first
+    assert await pings() == before + 1
+    await c.close()
+
+
+async def test_a_pooled_connection_that_died_is_discarded(own_server: RedisServer) -> None:
+    a = await connect(own_server.address)
+    await a.close()
+    own_server.restart()
+    await asyncio.sleep(0.05)
+    b = await connect(own_server.address)
+    assert await b.cmd("PING") == ("PONG", None)
+    await b.close()
+
+
+async def test_a_stale_connection_failing_its_ping_is_replaced(
+    own_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = await connect({"host": "127.0.0.1", "port": own_server.port, "timeout": 0.3})
+    first = await client_id(a)
+    await a.close()
+    monkeypatch.setattr(_pool, "FRESH_FOR", 0.0)
+    # Freeze the server: the pooled connection stays open but cannot answer.
+    own_server.process.send_signal(__import__("signal").SIGSTOP)  # type: ignore[union-attr]
+    try:
+        # The PING times out, the stale connection is discarded, a new one is
+        # opened (TCP only: no AUTH or SELECT to wait for).
+        b = await connect({"host": "127.0.0.1", "port": own_server.port, "timeout": 0.3})
+    finally:
+        own_server.process.send_signal(__import__("signal").SIGCONT)  # type: ignore[union-attr]
+    assert await client_id(b) != first
+    [stats] = levredis.pool_stats()
+    assert stats["discarded"] == 1 and stats["created"] == 2 and stats["reused"] == 0
+    await b.close()
+
+
+# -- keys: db, credentials, TLS ------------------------------------------------------
+
+
+async def test_each_db_has_its_own_pool(redis_server: RedisServer) -> None:
+    a = await connect(f"{redis_server.address}/1")
+    await a.close()
+    b = await connect(f"{redis_server.address}/2")
+    info, _ = await b.cmd("CLIENT", "INFO")
+    assert " db=2 " in str(info)
+    await b.close()
+
+
+async def test_credentials_never_share_a_connection(acl_server: RedisServer) -> None:
+    alice = {"host": "127.0.0.1", "port": acl_server.port, "auth": {"user": ALICE[0], "pass": ALICE[1]}}
+    bob = {"host": "127.0.0.1", "port": acl_server.port, "auth": {"user": BOB[0], "pass": BOB[1]}}
+    a = await connect(alice)
+    await a.close()
+    for config, expected in ((bob, "bob"), ({"host": "127.0.0.1", "port": acl_server.port}, "default"),
+                             (alice, "alice")):
+        client = await connect(config)
+        assert await client.cmd("ACL", "WHOAMI") == (expected, None)
+        await client.close()
+
+
+async def test_a_wrong_password_never_gets_a_pooled_connection(acl_server: RedisServer) -> None:
+    good = {"host": "127.0.0.1", "port": acl_server.port, "auth": {"user": ALICE[0], "pass": ALICE[1]}}
+    a = await connect(good)
+    await a.close()
+    client, err = await levredis.connect(
+        {"host": "127.0.0.1", "port": acl_server.port, "auth": {"user": ALICE[0], "pass": "guess"}})
+    assert client is None and err is not None and err.startswith("WRONGPASS")
+
+
+async def test_pool_stats_never_show_a_password(acl_server: RedisServer) -> None:
+    a = await connect({"host": "127.0.0.1", "port": acl_server.port,
+                       "auth": {"user": ALICE[0], "pass": ALICE[1]}})
+    await a.close()
+    text = repr(levredis.pool_stats())
+    assert f"user={ALICE[0]}" in text and ALICE[1] not in text
+
+
+# -- dirty connections are closed, not pooled ------------------------------------------
+
+DIRTY = [
+    [["SELECT", "3"]],
+    [["MULTI"]],
+    [["WATCH", "k"]],
+    [["SUBSCRIBE", "ch"]],
+    [["PSUBSCRIBE", "p*"]],
+    [["CLIENT", "SETNAME", "dirty"]],
+    [["HELLO", "2", "SETNAME", "dirty"]],
+    [["AUTH", ALICE[0], ALICE[1]]],
+    [["RESET"]],
+]
+
+
+@pytest.mark.parametrize("commands", DIRTY, ids=lambda c: " ".join(c[0][:2]))
+async def test_a_connection_left_in_session_state_is_not_pooled(
+    acl_server: RedisServer, commands: list[list[object]]
+) -> None:
+    address = acl_server.address
+    a = await connect(address)
+    first = await client_id(a)
+    for command in commands:
+        await a.cmd(*command)
+    await a.close()
+    b = await connect(address)
+    assert await client_id(b) != first
+    info, _ = await b.cmd("CLIENT", "INFO")
+    assert " db=0 " in str(info) and " name= " in str(info) and "flags=N " in str(info)
+    assert await b.cmd("ACL", "WHOAMI") == ("default", None)
+    assert await b.cmd("MULTI") == ("OK", None)  # not already inside one
+    await b.cmd("DISCARD")
+    await b.close()
+
+
+async def test_monitor_connection_is_not_pooled(redis_server: RedisServer) -> None:
+    a = await connect(redis_server.address)
+    first = await client_id(a)
+    await a.cmd("MONITOR")
+    await a.close()
+    b = await connect(redis_server.address)
+    assert await client_id(b) != first
+    assert await b.cmd("PING") == ("PONG", None)
+    await b.close()
+
+
+async def test_a_connection_that_owes_a_reply_is_not_pooled(redis_server: RedisServer) -> None:
+    a = await connect(redis_server.address)
+    first = await client_id(a)
+    task = asyncio.create_task(a.cmd("BLPOP", "never-filled", 5))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await a.close()
+    b = await connect(redis_server.address)
+    assert await client_id(b) != first
+    assert await b.cmd("ECHO", "mine") == ("mine", None)
+    await b.close()
+
+
+async def test_exec_and_unwatch_leave_a_clean_connection(redis_server: RedisServer) -> None:
+    a = await connect(redis_server.address)
+    first = await client_id(a)
+    await a.pipeline([["WATCH", "k"], ["MULTI"], ["SET", "k", "v"], ["EXEC"]])
+    await a.cmd("SELECT", "0")
+    await a.close()
+    b = await connect(redis_server.address)
+    assert await client_id(b) == first
+    await b.cmd("DEL", "k")
+    await b.close()
+
+
+# -- loops and fork ----------------------------------------------------------------------
+
+
+def test_a_socket_never_crosses_event_loops(redis_server: RedisServer) -> None:
+    async def pooled_id() -> int:
+        client = await connect(redis_server.address)
+        ident = await client_id(client)
+        await client.close()
+        return ident
+
+    first = asyncio.run(pooled_id())
+    assert asyncio.run(pooled_id()) != first
+
+
+def test_a_client_used_on_another_loop_says_so(redis_server: RedisServer) -> None:
+    async def make() -> levredis.Client:
+        return await connect(redis_server.address)
+
+    client = asyncio.run(make())
+
+    async def use() -> tuple[object, object]:
+        return await client.cmd("PING")
+
+    value, err = asyncio.run(use())
+    assert value is None and isinstance(err, levredis.UsageError)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_never_reuses_the_parents_sockets(redis_server: RedisServer) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        async def pooled() -> int:
+            client = await connect(redis_server.address)
+            ident = await client_id(client)
+            await client.close()
+            return ident
+
+        parent_id = loop.run_until_complete(pooled())
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child
+            os.close(read_end)
+            code = 1
+            try:
+                child_loop = asyncio.new_event_loop()
+                child_id = child_loop.run_until_complete(pooled())
+                os.write(write_end, str(child_id).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        child_id = int(os.read(read_end, 100) or b"0")
+        os.close(read_end)
+        os.waitpid(pid, 0)
+        assert child_id not in (0, parent_id)
+        assert loop.run_until_complete(pooled()) == parent_id  # the parent's pool is intact
+    finally:
+        loop.run_until_complete(levredis.close_pool())
+        loop.close()

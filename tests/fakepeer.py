@@ -7,6 +7,7 @@ stall, or close mid-reply. Used only where a real server cannot misbehave.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
@@ -45,10 +46,8 @@ class FakePeer:
     ) -> None:
         assert self.server is not None
         self.server.close()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.server.wait_closed(), 2)
-        except TimeoutError:
-            pass
 
 
 async def read_command(reader: asyncio.StreamReader) -> list[bytes]:

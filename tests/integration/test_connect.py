@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from pathlib import Path
 
 import pytest
+import trustme
 
 import levredis
 from tests.fakepeer import FakePeer, read_command
@@ -184,3 +186,33 @@ async def test_no_running_loop_is_a_clear_error() -> None:
     client, err = stop.value.value
     assert client is None
     assert isinstance(err, levredis.UsageError) and "no running event loop" in err
+
+
+async def test_tls_rejects_a_certificate_for_another_host_name(
+    tls_ca: trustme.CA, trusting_context: ssl.SSLContext, tmp_path: Path
+) -> None:
+    from tests.servers import tls_args
+
+    cert = tls_ca.issue_cert("other.example")
+    cert_file, key_file, ca_file = tmp_path / "c.pem", tmp_path / "k.pem", tmp_path / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(cert_file)
+    cert.private_key_pem.write_to_path(key_file)
+    tls_ca.cert_pem.write_to_path(ca_file)
+    server = RedisServer(tls_args(cert_file, key_file, ca_file), tls_port=True).start()
+    try:
+        client, err = await levredis.connect(
+            {"host": "127.0.0.1", "port": server.port, "ssl": trusting_context, "timeout": 5})
+        assert client is None
+        assert isinstance(err, levredis.TLSError)
+        assert "127.0.0.1" in err or "match" in err or "mismatch" in err.lower()
+    finally:
+        server.cleanup()
+
+
+async def test_plain_text_against_a_tls_port_never_works(tls_server: RedisServer) -> None:
+    client, err = await levredis.connect(
+        {"host": "127.0.0.1", "port": tls_server.port, "timeout": 1})
+    assert client is not None  # TCP alone succeeds: no AUTH or SELECT to send
+    value, err = await client.cmd("PING")
+    assert value is None and isinstance(err, levredis.NetworkError)
+    await client.close()

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+import ssl
 
 import pytest
+import trustme
 
 import levredis
 from levredis import _pool
@@ -156,13 +159,13 @@ async def test_a_stale_connection_failing_its_ping_is_replaced(
     await a.close()
     monkeypatch.setattr(_pool, "FRESH_FOR", 0.0)
     # Freeze the server: the pooled connection stays open but cannot answer.
-    own_server.process.send_signal(__import__("signal").SIGSTOP)  # type: ignore[union-attr]
+    own_server.process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
     try:
         # The PING times out, the stale connection is discarded, a new one is
         # opened (TCP only: no AUTH or SELECT to wait for).
         b = await connect({"host": "127.0.0.1", "port": own_server.port, "timeout": 0.3})
     finally:
-        own_server.process.send_signal(__import__("signal").SIGCONT)  # type: ignore[union-attr]
+        own_server.process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
     assert await client_id(b) != first
     [stats] = levredis.pool_stats()
     assert stats["discarded"] == 1 and stats["created"] == 2 and stats["reused"] == 0
@@ -340,3 +343,45 @@ def test_a_forked_child_never_reuses_the_parents_sockets(redis_server: RedisServ
     finally:
         loop.run_until_complete(levredis.close_pool())
         loop.close()
+
+
+async def test_tls_connections_are_pooled_per_context(
+    tls_server: RedisServer, trusting_context: ssl.SSLContext, tls_ca: trustme.CA
+) -> None:
+    other_context = ssl.create_default_context()
+    tls_ca.configure_trust(other_context)
+    config = {"host": "127.0.0.1", "port": tls_server.port, "ssl": trusting_context}
+    a = await connect(config)
+    first = await client_id(a)
+    await a.close()
+    b = await connect({**config, "ssl": other_context})
+    assert await client_id(b) != first
+    await b.close()
+    c = await connect(config)
+    assert await client_id(c) == first
+    await c.close()
+    keys = {s["key"] for s in levredis.pool_stats()}
+    assert f"127.0.0.1:{tls_server.port}/0+ssl" in keys
+
+
+async def test_a_connection_whose_read_timed_out_is_not_pooled(redis_server: RedisServer) -> None:
+    a = await connect({"host": "127.0.0.1", "port": redis_server.port, "timeout": 0.05})
+    first = await client_id(a)
+    assert await a.read() == (None, "timeout")
+    await a.close()
+    b = await connect({"host": "127.0.0.1", "port": redis_server.port, "timeout": 0.05})
+    assert await client_id(b) != first
+    await b.close()
+
+
+async def test_a_connection_whose_command_timed_out_is_closed(own_server: RedisServer) -> None:
+    config = {"host": "127.0.0.1", "port": own_server.port, "timeout": 0.2}
+    a = await connect(config)
+    own_server.process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+    try:
+        assert await a.cmd("PING") == (None, "timeout")
+    finally:
+        own_server.process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+    await a.close()
+    [stats] = levredis.pool_stats()
+    assert stats["idle"] == 0 and stats["discarded"] == 1

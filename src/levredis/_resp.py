@@ -16,6 +16,7 @@ hands back complete replies one at a time, keeping partial ones across feeds::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Final, Union
 
 from ._errors import ServerError
@@ -120,49 +121,124 @@ def encode_command(args: Sequence[object]) -> bytes:
     return b"".join(parts)
 
 
-def _parse_length(line: bytearray, what: str) -> int:
+def _parse_length(text: bytes, what: str) -> int:
     try:
-        return int(line)
+        return int(text)
     except ValueError:
-        shown = bytes(line[:40])
-        raise RespError(f"invalid {what} {shown!r}") from None
+        raise RespError(f"invalid {what} {bytes(text[:40])!r}") from None
+
+
+#: Header line → length, for the bulk strings almost every reply is made of.
+_BULK_LENGTHS: Final = {b"$%d" % n: n for n in range(1024)}
+_ARRAY_LENGTHS: Final = {b"*%d" % n: n for n in range(1024)}
+#: A bulk string longer than this that is still arriving is gathered into one
+#: buffer, instead of being split into lines and joined again.
+BIG_BULK: Final = 256 * 1024
+_NEED_MORE: Final = _Incomplete()
 
 
 class Parser:
     """Incremental RESP2 parser: feed bytes, take complete replies.
 
-    Arrays are parsed with an explicit stack, not recursion, so any nesting
-    depth is safe and a half-received array is resumed where it stopped.
+    Received bytes are split into CRLF-terminated lines once, in C
+    (``bytes.split``); replies are then read line by line. A flat array of bulk
+    strings, the most common large reply, is checked and decoded with ``map``
+    over slices, without a Python-level step per element. Arrays are parsed
+    with an explicit stack, not recursion, so any nesting depth is safe and a
+    half-received array is resumed where it stopped.
     """
 
-    __slots__ = ("_buffer", "_position", "_stack", "decode", "kind")
+    __slots__ = ("_lines", "_index", "_tail", "_stack", "_big", "_big_size", "decode", "kind")
 
     def __init__(self, decode: bool = True) -> None:
-        self._buffer = bytearray()
-        self._position = 0
-        # Each open array: [announced count, items so far].
+        self._lines: list[bytes] = []
+        self._index = 0
+        # Bytes after the last CRLF: the start of a line still arriving.
+        self._tail = b""
+        # Each open array: (announced count, items so far).
         self._stack: list[tuple[int, list[Reply]]] = []
+        # A large bulk string being gathered (its data plus CRLF), and its full
+        # size. It grows with what arrives: an announced length reserves nothing.
+        self._big: bytearray | None = None
+        self._big_size = 0
         #: Simple and bulk strings come back as str when true, bytes when false.
         self.decode = decode
         #: Type byte of the last complete top-level reply (``SIMPLE``, ``ARRAY`` ...).
         self.kind = 0
 
     def feed(self, data: bytes) -> None:
-        """Append received bytes; consumed bytes are dropped first."""
-        buffer = self._buffer
-        position = self._position
-        if position:
-            if position == len(buffer):
-                buffer.clear()
-                self._position = 0
-            elif position >= 65536 or position * 2 >= len(buffer):
-                del buffer[:position]
-                self._position = 0
-        buffer += data
+        """Add received bytes."""
+        big = self._big
+        if big is not None:
+            room = self._big_size - len(big)
+            if len(data) <= room:
+                big += data
+                return
+            with memoryview(data) as view:
+                big += view[:room]
+            data = data[room:]
+        if self._tail:
+            data = self._tail + data
+        lines = data.split(b"\r\n")
+        self._tail = lines.pop()
+        if lines:
+            if self._index:
+                del self._lines[: self._index]
+                self._index = 0
+            self._lines += lines
 
     def has_partial(self) -> bool:
         """True when some bytes of a reply arrived but the reply is not complete."""
-        return self._position < len(self._buffer) or bool(self._stack)
+        return (
+            self._index < len(self._lines)
+            or bool(self._tail)
+            or bool(self._stack)
+            or self._big is not None
+        )
+
+    def _decoded(self, data: bytes) -> str | bytes:
+        return data.decode("utf-8", _SURROGATE) if self.decode else data
+
+    def _gather_big(self, header: int, length: int) -> None:
+        """Move a large, incomplete bulk string's data into a buffer of its own.
+
+        Lines up to its header are consumed already (their values are on the
+        stack), so none is kept.
+        """
+        rest = b"\r\n".join([*self._lines[header + 1 :], self._tail])
+        self._lines.clear()
+        self._index = 0
+        self._tail = b""
+        self._big = bytearray()
+        self._big_size = length + 2
+        self.feed(rest)
+
+    def _finish_big(self) -> str | bytes:
+        big = self._big
+        assert big is not None
+        self._big = None
+        if big[-2:] != b"\r\n":
+            raise RespError("bulk string not followed by CRLF")
+        with memoryview(big) as view:
+            if self.decode:
+                return str(view[:-2], "utf-8", _SURROGATE)
+            return bytes(view[:-2])
+
+    def _bulk_spanning_lines(self, index: int, length: int) -> tuple[bytes, int] | None:
+        """A bulk string whose data contains CRLF: (data, next index), or None if incomplete."""
+        lines = self._lines
+        parts = [lines[index + 1]]
+        total = len(parts[0])
+        position = index + 1
+        while total < length:
+            position += 1
+            if position >= len(lines):
+                return None
+            parts.append(lines[position])
+            total += 2 + len(lines[position])
+        if total != length:
+            raise RespError("bulk string not followed by CRLF")
+        return b"\r\n".join(parts), position + 1
 
     def next_reply(self) -> Reply | _Incomplete:
         """The next complete reply, or ``INCOMPLETE``; raises ``RespError``.
@@ -171,86 +247,122 @@ class Parser:
         level and inside arrays alike); NULL bulk strings and arrays as ``None``.
         ``self.kind`` tells the top-level type.
         """
-        buffer = self._buffer
-        position = self._position
         stack = self._stack
         value: Reply
-        while True:
-            end = buffer.find(b"\r\n", position)
-            if end < 0:
-                if len(buffer) - position > MAX_LINE_LENGTH:
-                    raise RespError(f"no line end within {MAX_LINE_LENGTH} bytes")
-                self._position = position
+        if self._big is not None:
+            if len(self._big) < self._big_size:
                 return INCOMPLETE
-            prefix = buffer[position]
-            if prefix == BULK:
-                length = _parse_length(buffer[position + 1 : end], "bulk length")
-                if length >= 0:
-                    if length > MAX_BULK_LENGTH:
-                        raise RespError(
-                            f"bulk length {length} exceeds the 512 MB limit"
-                        )
-                    start = end + 2
-                    stop = start + length
-                    if len(buffer) < stop + 2:
-                        self._position = position
-                        return INCOMPLETE
-                    if buffer[stop : stop + 2] != b"\r\n":
-                        raise RespError("bulk string not followed by CRLF")
-                    if self.decode:
-                        value = buffer[start:stop].decode("utf-8", _SURROGATE)
+            value = self._finish_big()
+            prefix = BULK
+        else:
+            value = _NEED_MORE  # type: ignore[assignment]
+            prefix = 0
+        lines = self._lines
+        index = self._index
+        decode = self.decode
+        while True:
+            if value is _NEED_MORE:
+                if index >= len(lines):
+                    self._index = index
+                    if len(self._tail) > MAX_LINE_LENGTH:
+                        raise RespError(f"no line end within {MAX_LINE_LENGTH} bytes")
+                    return INCOMPLETE
+                line = lines[index]
+                if not line:
+                    raise RespError("empty line where a reply was expected")
+                prefix = line[0]
+                if prefix == BULK:
+                    length = _BULK_LENGTHS.get(line)
+                    if length is None:
+                        length = _parse_length(line[1:], "bulk length")
+                        if length == -1:
+                            value = None
+                            index += 1
+                        elif length < 0:
+                            raise RespError(f"invalid bulk length {length}")
+                        elif length > MAX_BULK_LENGTH:
+                            raise RespError(f"bulk length {length} exceeds the 512 MB limit")
+                    if value is _NEED_MORE:
+                        if index + 1 >= len(lines):
+                            tail = self._tail
+                            if len(tail) > length + 1 or (
+                                len(tail) == length + 1 and tail[-1] != 13
+                            ):
+                                raise RespError("bulk string not followed by CRLF")
+                            if length > BIG_BULK:
+                                self._gather_big(index, length)
+                                return INCOMPLETE
+                            self._index = index
+                            return INCOMPLETE
+                        data = lines[index + 1]
+                        if len(data) == length:
+                            value = data.decode("utf-8", _SURROGATE) if decode else data
+                            index += 2
+                        elif len(data) > length:
+                            raise RespError("bulk string not followed by CRLF")
+                        else:
+                            spanned = self._bulk_spanning_lines(index, length)
+                            if spanned is None:
+                                if length > BIG_BULK:
+                                    self._gather_big(index, length)
+                                    return INCOMPLETE
+                                self._index = index
+                                return INCOMPLETE
+                            data, index = spanned
+                            value = self._decoded(data)
+                elif prefix == ARRAY:
+                    count = _ARRAY_LENGTHS.get(line)
+                    if count is None:
+                        count = _parse_length(line[1:], "array length")
+                        if count > MAX_ARRAY_LENGTH:
+                            raise RespError(f"array length {count} is out of range")
+                        if count < -1:
+                            raise RespError(f"invalid array length {count}")
+                    index += 1
+                    if count > 0:
+                        end = index + 2 * count
+                        if end <= len(lines):
+                            # A flat array of bulk strings, all here: check every
+                            # header against its data's length, then decode, in C.
+                            heads = lines[index:end:2]
+                            datas = lines[index + 1 : end : 2]
+                            if list(map(_BULK_LENGTHS.get, heads)) == list(map(len, datas)):
+                                value = (
+                                    list(map(str, datas, repeat("utf-8"), repeat(_SURROGATE)))
+                                    if decode
+                                    else datas
+                                )
+                                index = end
+                        if value is _NEED_MORE:
+                            stack.append((count, []))
+                            continue
                     else:
-                        value = bytes(buffer[start:stop])
-                    position = stop + 2
-                elif length == -1:
-                    value = None
-                    position = end + 2
+                        value = [] if count == 0 else None
+                elif prefix == INTEGER:
+                    value = _parse_length(line[1:], "integer")
+                    index += 1
+                elif prefix == SIMPLE:
+                    value = line[1:].decode("utf-8", _SURROGATE) if decode else line[1:]
+                    index += 1
+                elif prefix == ERROR:
+                    value = ServerError(line[1:].decode("utf-8", _SURROGATE))
+                    index += 1
                 else:
-                    raise RespError(f"invalid bulk length {length}")
-            elif prefix == INTEGER:
-                value = _parse_length(buffer[position + 1 : end], "integer")
-                position = end + 2
-            elif prefix == SIMPLE:
-                if self.decode:
-                    value = buffer[position + 1 : end].decode("utf-8", _SURROGATE)
-                else:
-                    value = bytes(buffer[position + 1 : end])
-                position = end + 2
-            elif prefix == ERROR:
-                value = ServerError(
-                    buffer[position + 1 : end].decode("utf-8", _SURROGATE)
-                )
-                position = end + 2
-            elif prefix == ARRAY:
-                length = _parse_length(buffer[position + 1 : end], "array length")
-                position = end + 2
-                if length > 0:
-                    if length > MAX_ARRAY_LENGTH:
-                        raise RespError(f"array length {length} is out of range")
-                    stack.append((length, []))
-                    continue
-                if length == 0:
-                    value = []
-                elif length == -1:
-                    value = None
-                else:
-                    raise RespError(f"invalid array length {length}")
-            else:
-                raise RespError(
-                    f"unknown reply type byte 0x{prefix:02x} ({chr(prefix)!r})"
-                )
+                    raise RespError(f"unknown reply type byte 0x{prefix:02x} ({chr(prefix)!r})")
+            # ``value`` is one complete element: the reply, or part of an array.
             if not stack:
                 self.kind = prefix
-                self._position = position
+                self._index = index
                 return value
             while True:
                 length, items = stack[-1]
                 items.append(value)
                 if len(items) < length:
+                    value = _NEED_MORE  # type: ignore[assignment]
                     break
                 stack.pop()
+                value = items
                 if not stack:
                     self.kind = ARRAY
-                    self._position = position
-                    return items
-                value = items
+                    self._index = index
+                    return value

@@ -17,7 +17,7 @@ demo: $(STAMP)
 	@bash scripts/demo.sh $(BIN)/python
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff check src tests examples bench
 	$(BIN)/mypy --strict src
 
 test: lint

@@ -13,6 +13,7 @@ from typing import Any
 
 import levredis
 
+
 def _norm(value: Any) -> Any:
     if isinstance(value, str):
         return value.encode("utf-8", "surrogateescape")
@@ -134,7 +135,13 @@ class RedisPy(Adapter):
         client = aioredis.Redis(connection_pool=self.pool)
         value = await client.ping()
         await client.aclose()
-        return b"PONG" if value is True else value
+        return value
+
+    def value(self, reply: Any) -> Any:
+        # redis-py turns +OK and +PONG into True for SET and PING.
+        if reply is True:
+            return b"OK"
+        return _norm(reply)
 
 
 class Coredis(Adapter):

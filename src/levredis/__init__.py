@@ -1,16 +1,18 @@
 """levredis: an asyncio Redis client where every call returns ``(value, err)``.
 
->>> import asyncio, levredis
->>> async def main():
-...     client, err = await levredis.connect("127.0.0.1:6379")
-...     if client is None:
-...         return err
-...     await client.cmd("SET", "greeting", "hello")
-...     value, err = await client.cmd("GET", "greeting")
-...     await client.close()
-...     return value
->>> asyncio.run(main())  # doctest: +SKIP
-'hello'
+::
+
+    import asyncio, levredis
+
+    async def main():
+        client, err = await levredis.connect("127.0.0.1:6379")
+        if client is None:
+            raise SystemExit(f"redis: {err}")
+        await client.cmd("SET", "greeting", "hello")
+        value, err = await client.cmd("GET", "greeting")   # ("hello", None)
+        await client.close()
+
+    asyncio.run(main())
 """
 
 from ._client import Client, ReadResult, ReplyType, close_pool, connect, pool_stats

@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Any, Final, Literal, TypedDict
 
 from . import _pool
-from ._config import Config, parse_config
+from ._config import Config, ConfigView, parse_config
 from ._errors import (
     CLOSED,
     NOT_FOUND,
@@ -80,7 +80,7 @@ class Client:
         connection: RedisProtocol,
     ) -> None:
         self._config = config
-        self._cfg = config.view()
+        self._cfg: ConfigView | None = None  # made on first use
         self._key = key
         self._loop = loop
         self._connection = connection
@@ -94,6 +94,8 @@ class Client:
     @property
     def cfg(self) -> Mapping[str, Any]:
         """The normalized config, read-only; its repr hides the password."""
+        if self._cfg is None:
+            self._cfg = self._config.view()
         return self._cfg
 
     def __repr__(self) -> str:
@@ -118,9 +120,9 @@ class Client:
 
         ``err`` is ``"not found"`` for a NULL reply, the error line for a
         Redis error, or the reason for a network, protocol or timeout error
-        (the connection is then closed; the next call opens a new one).
+        (the connection is then closed; the next call opens a new one)::
 
-        >>> value, err = await client.cmd("INCR", "counter")  # doctest: +SKIP
+            value, err = await client.cmd("INCR", "counter")   # (1, None)
         """
         if self._closed:
             return None, CLOSED

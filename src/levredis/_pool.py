@@ -74,6 +74,8 @@ class PoolStats(TypedDict):
 
 @dataclass(slots=True)
 class _Pool:
+    #: The key as logs and stats show it (no password).
+    name: str
     idle: list[RedisProtocol] = field(default_factory=list)
     in_use: int = 0
     created: int = 0
@@ -97,9 +99,21 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_after_fork)
 
 
+_parsed_size: tuple[str | None, int] = (None, DEFAULT_POOL_SIZE)
+
+
 def pool_size() -> int:
     """``REDIS_CLIENT_POOL_SIZE``: idle connections kept per key (0 disables)."""
+    global _parsed_size
     raw = os.environ.get("REDIS_CLIENT_POOL_SIZE")
+    if raw == _parsed_size[0]:
+        return _parsed_size[1]
+    size = _parse_pool_size(raw)
+    _parsed_size = (raw, size)
+    return size
+
+
+def _parse_pool_size(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_POOL_SIZE
     try:
@@ -127,10 +141,9 @@ def _pools_of(loop: asyncio.AbstractEventLoop) -> dict[PoolKey, _Pool]:
     return pools
 
 
-def _discard(pool: _Pool, connection: RedisProtocol, key: PoolKey, reason: str) -> None:
+def _discard(pool: _Pool, reason: str) -> None:
     pool.discarded += 1
-    if log.isEnabledFor(logging.DEBUG):
-        log.debug("pool %s: discard (%s)", describe_key(key), reason)
+    log.debug("pool %s: discard (%s)", pool.name, reason)
 
 
 async def acquire(
@@ -140,26 +153,26 @@ async def acquire(
     pools = _pools_of(loop)
     pool = pools.get(key)
     if pool is None:
-        pool = pools[key] = _Pool()
+        pool = pools[key] = _Pool(describe_key(key))
     idle = pool.idle
     while idle:
         connection = idle.pop()
         if connection.error is not None:
-            _discard(pool, connection, key, f"closed while idle: {connection.error}")
+            _discard(pool, f"closed while idle: {connection.error}")
             continue
         if loop.time() - connection.idle_since >= FRESH_FOR:
             if not await ping(connection, config.timeout or PING_TIMEOUT):
                 connection.abort(connection.error or Error("PING check failed"))
-                _discard(pool, connection, key, f"PING check failed: {connection.error}")
+                _discard(pool, f"PING check failed: {connection.error}")
                 continue
-            log.debug("pool %s: PING check passed", describe_key(key))
+            log.debug("pool %s: PING check passed", pool.name)
         pool.reused += 1
         pool.in_use += 1
         connection.checked_out = True
         connection.parser.decode = config.decode
-        log.debug("pool %s: hit", describe_key(key))
+        log.debug("pool %s: hit", pool.name)
         return connection
-    log.debug("pool %s: miss, connecting", describe_key(key))
+    log.debug("pool %s: miss, connecting", pool.name)
     opened = await open_connection(config, loop)
     if isinstance(opened, Error):
         return opened
@@ -176,7 +189,10 @@ def release(
     if not connection.checked_out:
         return  # released already
     connection.checked_out = False
-    pool = _pools_of(loop).setdefault(key, _Pool())
+    pools = _pools_of(loop)
+    pool = pools.get(key)
+    if pool is None:
+        pool = pools[key] = _Pool(describe_key(key))
     pool.in_use -= 1
     reason = None if keepalive else "close(no_keepalive=True)"
     reason = reason or connection.unpoolable_reason()
@@ -190,7 +206,7 @@ def release(
         connection.idle_since = loop.time()
         pool.idle.append(connection)
         return
-    _discard(pool, connection, key, reason)
+    _discard(pool, reason)
     # Callers still waiting on this connection are told it was closed.
     connection.close(CLOSED)
 
@@ -198,24 +214,24 @@ def release(
 def stats(loop: asyncio.AbstractEventLoop) -> list[PoolStats]:
     return [
         PoolStats(
-            key=describe_key(key),
+            key=pool.name,
             idle=len(pool.idle),
             in_use=pool.in_use,
             created=pool.created,
             reused=pool.reused,
             discarded=pool.discarded,
         )
-        for key, pool in _pools_of(loop).items()
+        for pool in _pools_of(loop).values()
     ]
 
 
 def close_idle(loop: asyncio.AbstractEventLoop) -> int:
     """Close every idle pooled connection of ``loop``; how many were closed."""
     closed = 0
-    for key, pool in _pools_of(loop).items():
+    for pool in _pools_of(loop).values():
         while pool.idle:
             connection = pool.idle.pop()
-            _discard(pool, connection, key, "close_pool()")
+            _discard(pool, "close_pool()")
             connection.close(CLOSED)
             closed += 1
     return closed

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import repeat
-from typing import Final, Union
+from typing import Final, Union, cast
 
 from ._errors import ServerError
 
@@ -65,8 +65,8 @@ class _Incomplete:
 #: Returned by ``Parser.next_reply`` while the next reply has not fully arrived.
 INCOMPLETE: Final = _Incomplete()
 
-_BULK_HEADERS: Final = tuple(b"$%d\r\n" % n for n in range(512))
-_ARRAY_HEADERS: Final = tuple(b"*%d\r\n" % n for n in range(64))
+_BULK_HEADERS: Final = tuple(b"$%d" % n for n in range(512))
+_ARRAY_HEADERS: Final = tuple(b"*%d" % n for n in range(64))
 
 
 def _argument_bytes(arg: object, position: int) -> bytes:
@@ -98,11 +98,15 @@ def encode_command(args: Sequence[object]) -> bytes:
     ``str`` is sent as UTF-8 (with ``surrogateescape``, so a value read back
     and sent again is byte-identical), ``int`` and ``float`` by their decimal
     text. ``None``, ``bool`` and other types raise ``ArgumentError``.
+
+    >>> encode_command(["GET", "k"])
+    b'*2\\r\\n$3\\r\\nGET\\r\\n$1\\r\\nk\\r\\n'
     """
     count = len(args)
     if count == 0:
         raise ArgumentError("no command given")
-    parts = [_ARRAY_HEADERS[count] if count < 64 else b"*%d\r\n" % count]
+    # Every piece of a command is followed by CRLF: join them with it.
+    parts = [_ARRAY_HEADERS[count] if count < 64 else b"*%d" % count]
     append = parts.append
     for position, arg in enumerate(args, 1):
         # Exact type checks first: the common cases, without isinstance chains.
@@ -115,10 +119,10 @@ def encode_command(args: Sequence[object]) -> bytes:
         else:
             data = _argument_bytes(arg, position)
         size = len(data)
-        append(_BULK_HEADERS[size] if size < 512 else b"$%d\r\n" % size)
+        append(_BULK_HEADERS[size] if size < 512 else b"$%d" % size)
         append(data)
-        append(b"\r\n")
-    return b"".join(parts)
+    append(b"")
+    return b"\r\n".join(parts)
 
 
 def _parse_length(text: bytes, what: str) -> int:
@@ -248,14 +252,14 @@ class Parser:
         ``self.kind`` tells the top-level type.
         """
         stack = self._stack
-        value: Reply
+        value: Reply | _Incomplete
         if self._big is not None:
             if len(self._big) < self._big_size:
                 return INCOMPLETE
             value = self._finish_big()
             prefix = BULK
         else:
-            value = _NEED_MORE  # type: ignore[assignment]
+            value = _NEED_MORE
             prefix = 0
         lines = self._lines
         index = self._index
@@ -330,7 +334,7 @@ class Parser:
                                 value = (
                                     list(map(str, datas, repeat("utf-8"), repeat(_SURROGATE)))
                                     if decode
-                                    else datas
+                                    else cast("list[Reply]", datas)
                                 )
                                 index = end
                         if value is _NEED_MORE:
@@ -356,9 +360,9 @@ class Parser:
                 return value
             while True:
                 length, items = stack[-1]
-                items.append(value)
+                items.append(value)  # type: ignore[arg-type]  # a complete element here
                 if len(items) < length:
-                    value = _NEED_MORE  # type: ignore[assignment]
+                    value = _NEED_MORE
                     break
                 stack.pop()
                 value = items

@@ -102,6 +102,7 @@ async def test_invalid_pool_size_means_the_default_with_a_warning(
     value: str,
 ) -> None:
     monkeypatch.setenv("REDIS_CLIENT_POOL_SIZE", value)
+    monkeypatch.setattr(_pool, "_parsed_size", (None, 20))
     _pool._warned_sizes.clear()
     with caplog.at_level(logging.WARNING, logger="levredis"):
         assert _pool.pool_size() == 20

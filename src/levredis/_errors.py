@@ -40,6 +40,12 @@ class ServerError(Error):
 
     __slots__ = ()
 
+    def __new__(cls, text: str | bytes = "") -> ServerError:
+        # The C parser hands error lines over as bytes when decoding is off.
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "surrogateescape")
+        return super().__new__(cls, text)
+
     @property
     def code(self) -> str:
         """The error's first word: ``"ERR"``, ``"WRONGTYPE"``, ``"NOAUTH"`` ..."""

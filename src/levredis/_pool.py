@@ -169,7 +169,7 @@ async def acquire(
         pool.reused += 1
         pool.in_use += 1
         connection.checked_out = True
-        connection.parser.decode = config.decode
+        connection.set_decode(config.decode)
         log.debug("pool %s: hit", pool.name)
         return connection
     log.debug("pool %s: miss, connecting", pool.name)

@@ -17,8 +17,12 @@ from collections import deque
 from typing import Final
 
 from ._errors import TIMEOUT, Error, ProtocolError, error_from_exception
+from ._hiredis import HiredisParser, hiredis_wanted
 from ._resp import ARRAY, ERROR, Parser, Reply, RespError, _Incomplete
 from ._session import ONE_PER_SUBSCRIPTION, Session
+
+#: Bytes kept for an exact re-parse while hiredis is in the middle of replies.
+REPLAY_LIMIT: Final = 1024 * 1024
 
 #: A reply kept for ``read()``: its type byte and its value.
 Push = tuple[int, Reply]
@@ -102,7 +106,17 @@ class RedisProtocol(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop, db: int, decode: bool) -> None:
         self.loop = loop
         self.transport: asyncio.Transport | None = None
+        # The pure parser has exact type tags; hiredis, when installed, is
+        # faster and takes over while every reply has a caller waiting for it.
         self.parser = Parser(decode)
+        self._fast = HiredisParser(decode) if hiredis_wanted() else None
+        self._fast_active = False
+        self._read_used = False
+        # What hiredis was fed since its last reply boundary, to parse again
+        # exactly if a reply nobody waits for turns up (see data_received).
+        self._replay: list[bytes] | None = None
+        self._replay_size = 0
+        self._replay_count = 0
         self.session = Session(db)
         #: Set once the connection is unusable; every later call returns it.
         self.error: Error | None = None
@@ -130,13 +144,23 @@ class RedisProtocol(asyncio.Protocol):
         self._fail(error_from_exception(exc))
 
     def data_received(self, data: bytes) -> None:
-        parser = self.parser
+        parser = self._active_parser()
+        if parser is self._fast:
+            self._remember(data, parser)
         parser.feed(data)
         try:
             while True:
                 value = parser.next_reply()
                 if isinstance(value, _Incomplete):
                     return
+                if parser is self._fast:
+                    if not self._waiters and self._replay is not None:
+                        # Nobody waits for this reply: it may reach read(),
+                        # whose type tags only the pure parser knows. Parse
+                        # again, exactly, from the last reply boundary.
+                        parser = self._replay_with_pure_parser()
+                        continue
+                    self._replay_count += 1
                 if self.session.pubsub and self._is_message(value):
                     self.push(parser.kind, value)
                 else:
@@ -145,6 +169,64 @@ class RedisProtocol(asyncio.Protocol):
             self.abort(ProtocolError(f"protocol error: {exc}"))
         except Exception as exc:  # a last guard: never let one bad reply escape
             self.abort(ProtocolError(f"protocol error: {type(exc).__name__}: {exc}"))
+
+    def _remember(self, data: bytes, fast: HiredisParser) -> None:
+        """Keep the bytes hiredis parses since its last reply boundary (up to a bound)."""
+        if not fast.has_partial():
+            self._replay = [data]
+            self._replay_size = len(data)
+            self._replay_count = 0
+        elif self._replay is not None:
+            self._replay.append(data)
+            self._replay_size += len(data)
+            if self._replay_size > REPLAY_LIMIT:
+                self._replay = None  # too much to keep: tags of strings are inferred
+
+    def _replay_with_pure_parser(self) -> Parser:
+        assert self._replay is not None and self._fast is not None
+        pure = Parser(self.parser.decode)
+        pure.feed(b"".join(self._replay))
+        for _ in range(self._replay_count):  # delivered already, by hiredis
+            pure.next_reply()
+        self.parser = pure
+        self._fast = HiredisParser(pure.decode)  # drops what hiredis had buffered
+        self._fast_active = False
+        self._replay = None
+        return pure
+
+    def _active_parser(self) -> Parser | HiredisParser:
+        """hiredis while callers wait for every reply; the exact parser otherwise.
+
+        The switch only happens between replies (the parser in use holds no
+        partial one), so no byte is ever parsed twice or lost.
+        """
+        fast = self._fast
+        if fast is None:
+            return self.parser
+        session = self.session
+        suits = bool(self._waiters) and not (
+            session.pubsub or session.monitor or self._read_used
+        )
+        if self._fast_active:
+            if suits or fast.has_partial():
+                return fast
+            self._fast_active = False
+            return self.parser
+        if suits and not self.parser.has_partial():
+            self._fast_active = True
+            return fast
+        return self.parser
+
+    def set_decode(self, decode: bool) -> None:
+        self.parser.decode = decode
+        if self._fast is not None:
+            self._fast.decode = decode
+
+    def has_partial(self) -> bool:
+        """Some bytes of a reply arrived, but not all of it."""
+        if self._fast_active and self._fast is not None:
+            return self._fast.has_partial()
+        return self.parser.has_partial()
 
     def _deliver(self, value: Reply, kind: int) -> None:
         """Hand a reply to the caller at the head of the FIFO (or to read())."""
@@ -219,6 +301,7 @@ class RedisProtocol(asyncio.Protocol):
         self._pushes.append((kind, value))
 
     def take_push(self) -> Push | None:
+        self._read_used = True  # read() wants exact type tags from now on
         return self._pushes.popleft() if self._pushes else None
 
     def return_push(self, push: Push) -> None:
@@ -238,7 +321,7 @@ class RedisProtocol(asyncio.Protocol):
         """A ``read()`` timed out: harmless before any byte of a value arrived."""
         if future.done():
             return
-        if self.parser.has_partial():
+        if self.has_partial():
             self.abort(TIMEOUT)
             return
         self.forget_reader(future)
@@ -293,7 +376,7 @@ class RedisProtocol(asyncio.Protocol):
             return f"connection failed: {self.error}"
         if self._waiters:
             return "replies still owed"
-        if self._pushes or self.parser.has_partial():
+        if self._pushes or self.has_partial():
             return "unread replies"
         if self.had_read_timeout:
             return "a read() timed out"

@@ -337,3 +337,24 @@ def test_the_fast_parser_agrees_with_the_reference(
             assert {fast_end, reference_end} <= {"error", "partial"}
         else:
             assert fast_end == reference_end
+
+
+@settings(max_examples=int(os.environ.get("LEVREDIS_FUZZ_EXAMPLES", "400")))
+@given(values=st.lists(replies, min_size=1, max_size=5), data=st.data())
+def test_hiredis_gives_the_same_values_as_the_pure_parser(
+    values: list[object], data: st.DataObject
+) -> None:
+    from levredis._hiredis import HiredisParser
+
+    stream = b"".join(serialize(v) for v in values)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=5)))
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    for decode in (True, False):
+        pure, pure_end = run_parser(Parser(decode), chunks)
+        fast, fast_end = run_parser(HiredisParser(decode), chunks)
+        assert [value for _, value in fast] == [value for _, value in pure]
+        assert (fast_end, pure_end) == ("done", "done")
+        for (fast_kind, value), (pure_kind, _) in zip(fast, pure, strict=True):
+            if value is not None and not isinstance(value, (str, bytes)) or isinstance(
+                    value, ServerError):
+                assert fast_kind == pure_kind  # only strings and NULLs are ambiguous

@@ -319,10 +319,32 @@ def parse_config(config: object) -> Config | ConfigError:
     >>> parse_config({"host": "h", "port": 0})
     ConfigError('invalid redis config: port must be an integer in 1..65535 (got 0)')
     """
+    # Services pass the same config on every connect(): remember the answer
+    # for configs whose content is hashable (strings; mappings of plain values).
+    key: object = config
+    if isinstance(config, Mapping):
+        # Types are part of the key: True == 1 and 6379.0 == 6379 hash alike,
+        # yet one of each pair is invalid.
+        key = tuple((name, type(value), value) for name, value in config.items())
     try:
-        return _parse(config)
+        cached = _parsed.get(key)
+    except TypeError:  # an unhashable value: parse every time
+        key = None
+        cached = None
+    if cached is not None:
+        return cached
+    try:
+        parsed = _parse(config)
     except InvalidConfig as invalid:
         return invalid.error
+    if key is not None:
+        if len(_parsed) >= 256:
+            _parsed.clear()
+        _parsed[key] = parsed
+    return parsed
+
+
+_parsed: dict[object, Config] = {}
 
 
 def _parse(config: object) -> Config:

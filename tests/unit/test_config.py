@@ -179,3 +179,19 @@ def test_repr_of_a_config_never_shows_the_password() -> None:
     config = ok({"host": "h", "auth": {"user": "u", "pass": SECRET}})
     assert SECRET not in repr(config)
     assert "user=u" in repr(config)
+
+
+def test_a_remembered_config_never_lets_an_invalid_lookalike_through() -> None:
+    assert isinstance(parse_config({"host": "h", "db": 1}), Config)
+    assert isinstance(parse_config({"host": "h", "db": True}), ConfigError)
+    assert isinstance(parse_config({"host": "h", "port": 6379}), Config)
+    assert isinstance(parse_config({"host": "h", "port": 6379.0}), ConfigError)
+    assert isinstance(parse_config({"host": "h", "timeout": 1}), Config)
+    assert isinstance(parse_config({"host": "h", "timeout": True}), ConfigError)
+
+
+def test_a_mutated_mapping_is_parsed_again() -> None:
+    config: dict[str, Any] = {"host": "h", "port": 7000}
+    assert ok(config).port == 7000
+    config["port"] = 0
+    fails(config)

@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	@command -v redis-server >/dev/null || bash scripts/install-redis.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,hiredis]'
+	$(BIN)/pip install --quiet -e '.[test,hiredis,bench]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,6 +25,9 @@ test: lint
 
 stress: $(STAMP)
 	LEVREDIS_STRESS=1 $(BIN)/python -m pytest -q -m slow tests
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run --rounds 3 --chart docs/img/ratios.png --json docs/bench/latest.json | tee docs/bench/latest.txt
 
 clean:
 	rm -rf $(VENV) build dist site .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -8,6 +8,7 @@ normalized to ``bytes``/``int``/lists so answers can be compared across clients.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,6 +16,8 @@ import levredis
 
 
 def _norm(value: Any) -> Any:
+    if value is True:  # redis-py and coredis turn +OK into True
+        return b"OK"
     if isinstance(value, str):
         return value.encode("utf-8", "surrogateescape")
     if isinstance(value, (list, tuple)):
@@ -51,10 +54,14 @@ class Adapter:
 
 
 class Levredis(Adapter):
-    name = "levredis"
-    parser = "python"
+    """levredis as installed (hiredis when present), or forced to the pure parser."""
+
+    def __init__(self, parser: str = "auto") -> None:
+        self.parser = parser
+        self.name = "levredis" if parser == "auto" else f"levredis[{parser}]"
 
     async def open(self, port: int) -> None:
+        os.environ["LEVREDIS_PARSER"] = self.parser  # read at each new connection
         self.config = {"host": "127.0.0.1", "port": port, "decode": False}
         client, err = await levredis.connect(self.config)
         assert client is not None, err
@@ -64,6 +71,7 @@ class Levredis(Adapter):
     async def close(self) -> None:
         await self.client.close()
         await levredis.close_pool()
+        os.environ.pop("LEVREDIS_PARSER", None)
 
     async def set_pipeline(self, keys: list[str], value: bytes) -> list[Any]:
         results, err = await self.client.pipeline([["SET", k, value] for k in keys])
@@ -135,13 +143,7 @@ class RedisPy(Adapter):
         client = aioredis.Redis(connection_pool=self.pool)
         value = await client.ping()
         await client.aclose()
-        return value
-
-    def value(self, reply: Any) -> Any:
-        # redis-py turns +OK and +PONG into True for SET and PING.
-        if reply is True:
-            return b"OK"
-        return _norm(reply)
+        return b"PONG" if value is True else value
 
 
 class Coredis(Adapter):
@@ -225,4 +227,5 @@ class Glide(Adapter):
 
 
 def all_adapters() -> list[Adapter]:
-    return [Levredis(), RedisPy(hiredis=True), RedisPy(hiredis=False), Coredis(), Glide()]
+    return [Levredis(), Levredis("python"), RedisPy(hiredis=True), RedisPy(hiredis=False),
+            Coredis(), Glide()]

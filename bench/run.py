@@ -88,7 +88,7 @@ def peak_memory(name: str, port: int) -> float | None:
 def table(loop: str, figures: dict[str, dict[str, Outcome]], memory: dict[str, float | None],
           notes: dict[str, str]) -> str:
     clients = list(figures)
-    peers = [c for c in clients if c != "levredis"]
+    peers = [c for c in clients if not c.startswith("levredis")]
     lines = [f"\n== {loop} loop ==", ""]
     header = f"{'workload':28}" + "".join(f"{c:>18}" for c in clients)
     header += "".join(f"{'x ' + p:>20}" for p in peers)

@@ -150,7 +150,7 @@ def sockets_connected_to(port: int) -> int:
     count = 0
     for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
         try:
-            lines = open(table).read().splitlines()[1:]
+            lines = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:

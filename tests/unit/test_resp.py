@@ -355,6 +355,6 @@ def test_hiredis_gives_the_same_values_as_the_pure_parser(
         assert [value for _, value in fast] == [value for _, value in pure]
         assert (fast_end, pure_end) == ("done", "done")
         for (fast_kind, value), (pure_kind, _) in zip(fast, pure, strict=True):
-            if value is not None and not isinstance(value, (str, bytes)) or isinstance(
+            if (value is not None and not isinstance(value, (str, bytes))) or isinstance(
                     value, ServerError):
                 assert fast_kind == pure_kind  # only strings and NULLs are ambiguous

@@ -216,3 +216,15 @@ async def test_plain_text_against_a_tls_port_never_works(tls_server: RedisServer
     value, err = await client.cmd("PING")
     assert value is None and isinstance(err, levredis.NetworkError)
     await client.close()
+
+
+async def test_a_stalled_tls_handshake_times_out(
+    tls_server: RedisServer, trusting_context: ssl.SSLContext
+) -> None:
+    from tests.faultproxy import FaultProxy
+
+    async with FaultProxy(tls_server.port) as proxy:
+        proxy.arm("stall")  # the server's handshake messages never arrive
+        client, err = await levredis.connect(
+            {"host": "127.0.0.1", "port": proxy.port, "ssl": trusting_context, "timeout": 0.3})
+        assert client is None and err == "timeout"

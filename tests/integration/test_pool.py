@@ -386,3 +386,48 @@ async def test_a_connection_whose_command_timed_out_is_closed(own_server: RedisS
     await a.close()
     [stats] = levredis.pool_stats()
     assert stats["idle"] == 0 and stats["discarded"] == 1
+
+
+async def test_a_redis_error_mid_pipeline_leaves_a_clean_connection_pooled(
+    redis_server: RedisServer,
+) -> None:
+    a = await connect(redis_server.address)
+    first = await client_id(a)
+    results, err = await a.pipeline([["SET", "iso:s", "text"], ["INCR", "iso:s"], ["GET", "iso:s"]])
+    assert err is None and results is not None and len(results[1]) == 2
+    await a.close()
+    b = await connect(redis_server.address)
+    assert await client_id(b) == first  # nothing changed on the server: reused
+    assert await b.cmd("GET", "iso:s") == ("text", None)
+    await b.cmd("DEL", "iso:s")
+    await b.close()
+
+
+async def test_an_open_multi_after_an_error_mid_pipeline_is_not_pooled(
+    redis_server: RedisServer,
+) -> None:
+    a = await connect(redis_server.address)
+    first = await client_id(a)
+    results, err = await a.pipeline([["MULTI"], ["SET", "iso:m", "1"], ["NOSUCHCOMMAND"]])
+    assert err is None and results is not None and len(results[2]) == 2
+    await a.close()
+    b = await connect(redis_server.address)
+    assert await client_id(b) != first
+    assert await b.cmd("MULTI") == ("OK", None)  # not inside someone else's transaction
+    assert await b.cmd("DISCARD") == ("OK", None)
+    assert await b.cmd("EXISTS", "iso:m") == (0, None)
+    await b.close()
+
+
+async def test_a_refused_client_reply_off_leaves_the_connection_answering(
+    redis_server: RedisServer,
+) -> None:
+    a = await connect(redis_server.address)
+    first = await client_id(a)
+    _, err = await a.cmd("CLIENT", "REPLY", "OFF")
+    assert isinstance(err, levredis.UsageError)
+    await a.close()
+    b = await connect(redis_server.address)
+    assert await client_id(b) == first  # never sent: the connection is as it was
+    assert await b.cmd("ECHO", "answered") == ("answered", None)
+    await b.close()

@@ -27,7 +27,7 @@ stress: $(STAMP)
 	LEVREDIS_STRESS=1 $(BIN)/python -m pytest -q -m slow tests
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.run --rounds 3 --chart docs/img/ratios.png --json docs/bench/latest.json | tee docs/bench/latest.txt
+	$(BIN)/python -m bench.run --rounds 3 --chart docs/img/ratios.png --json docs/bench/latest.json --text docs/bench/latest.txt
 
 clean:
 	rm -rf $(VENV) build dist site .pytest_cache .mypy_cache .ruff_cache .hypothesis

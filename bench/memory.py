@@ -8,20 +8,30 @@ prints the growth of the process' peak RSS (bytes) while one GET of KEY runs.
 from __future__ import annotations
 
 import asyncio
-import resource
 import sys
+from pathlib import Path
 
 from bench.peers import all_adapters
 
 
+def reset_peak() -> None:
+    # The high-water mark is inherited from the parent process; "5" resets it
+    # to the current RSS (Linux 4.0+).
+    Path("/proc/self/clear_refs").write_text("5")
+
+
 def peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 async def measure(name: str, port: int, key: str) -> int:
     [adapter] = [a for a in all_adapters() if a.name == name]
     await adapter.open(port)
     await adapter.get("bench:get")  # warm: connection open, code paths loaded
+    reset_peak()
     before = peak_rss()
     reply = await adapter.get(key)
     after = peak_rss()

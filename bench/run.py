@@ -80,6 +80,7 @@ def peak_memory(name: str, port: int) -> float | None:
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )
     if completed.returncode != 0:
+        print(f"peak memory of {name} not measured: {completed.stderr.strip()[-300:]}")
         return None
     grown, size = (int(x) for x in completed.stdout.split())
     return grown / size if size else None
@@ -136,6 +137,7 @@ def main() -> int:
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     parser.add_argument("--chart", type=Path, default=None)
+    parser.add_argument("--text", type=Path, default=None, help="also write the tables here")
     args = parser.parse_args()
     sizes = Sizes.quick() if args.quick else Sizes()
     wanted = {c for c in args.clients.split(",") if c}
@@ -149,6 +151,7 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d"),
     }
     problems: list[str] = []
+    tables: list[str] = []
     try:
         asyncio.run(seed(server.port))
         for loop_name in args.loops.split(","):
@@ -173,7 +176,8 @@ def main() -> int:
             if not args.no_memory and loop_name == "asyncio":
                 memory = {name: peak_memory(name, server.port) for name in figures}
                 report["peak_memory_ratio"] = memory
-            print(table(loop_name, figures, memory, notes))
+            tables.append(table(loop_name, figures, memory, notes))
+            print(tables[-1])
             problems += check_answers(figures)
             report["loops"][loop_name] = {
                 client: {w: {"figure": o.figure, "unit": o.unit, **o.extra}
@@ -186,6 +190,12 @@ def main() -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))
     print(f"\nwrote {args.json}")
+    if args.text:
+        header = (f"levredis benchmark, {report['date']}: Python {report['machine']['python']}, "
+                  f"Redis {report['machine']['redis']}, {report['machine']['cpus']} CPUs, "
+                  f"median of {args.rounds} rounds")
+        args.text.write_text(header + "\n" + "\n".join(tables) + "\n")
+        print(f"wrote {args.text}")
     if args.chart:
         from bench.chart import draw
 

@@ -90,3 +90,21 @@ def trusting_context(tls_ca: trustme.CA) -> ssl.SSLContext:
     context = ssl.create_default_context()
     tls_ca.configure_trust(context)
     return context
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print (and with LEVREDIS_FIGURES=path, save) what the stress runs measured."""
+    import json
+    import os
+
+    from tests.stressing import FIGURES
+
+    if not FIGURES:
+        return
+    terminalreporter.section("levredis figures")
+    for name, value in FIGURES.items():
+        terminalreporter.write_line(f"{name}: {json.dumps(value)}")
+    target = os.environ.get("LEVREDIS_FIGURES")
+    if target:
+        with open(target, "w") as out:
+            json.dump(FIGURES, out, indent=2)

@@ -24,7 +24,10 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 stress: $(STAMP)
-	LEVREDIS_STRESS=1 $(BIN)/python -m pytest -q -m slow tests
+	mkdir -p docs/stress
+	LEVREDIS_STRESS=1 LEVREDIS_FIGURES=docs/stress/latest.json $(BIN)/python -m pytest -q \
+	  -p no:randomly tests/unit/test_fuzz.py tests/integration/test_storm.py \
+	  tests/integration/test_fault_matrix.py tests/soak
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --rounds 3 --chart docs/img/ratios.png --json docs/bench/latest.json --text docs/bench/latest.txt

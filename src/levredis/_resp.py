@@ -45,6 +45,12 @@ MAX_LINE_LENGTH: Final = 1024 * 1024
 _SURROGATE: Final = "surrogateescape"
 
 
+class SimpleString(str):
+    """A simple-string reply (``+OK``), for callers that ask to tell it from a bulk one."""
+
+    __slots__ = ()
+
+
 class RespError(Exception):
     """The byte stream is not valid RESP2 (raised by ``Parser``)."""
 
@@ -152,7 +158,8 @@ class Parser:
     half-received array is resumed where it stopped.
     """
 
-    __slots__ = ("_lines", "_index", "_tail", "_stack", "_big", "_big_size", "decode", "kind")
+    __slots__ = ("_lines", "_index", "_tail", "_stack", "_big", "_big_size", "decode", "kind",
+                 "mark_simple")
 
     def __init__(self, decode: bool = True) -> None:
         self._lines: list[bytes] = []
@@ -169,6 +176,9 @@ class Parser:
         self.decode = decode
         #: Type byte of the last complete top-level reply (``SIMPLE``, ``ARRAY`` ...).
         self.kind = 0
+        #: Return simple strings, at any depth, as ``SimpleString`` (the CLI's
+        #: redis-cli-style output needs to tell them from bulk strings).
+        self.mark_simple = False
 
     def feed(self, data: bytes) -> None:
         """Add received bytes."""
@@ -347,6 +357,8 @@ class Parser:
                     index += 1
                 elif prefix == SIMPLE:
                     value = line[1:].decode("utf-8", _SURROGATE) if decode else line[1:]
+                    if self.mark_simple:
+                        value = SimpleString(line[1:].decode("utf-8", _SURROGATE))
                     index += 1
                 elif prefix == ERROR:
                     value = ServerError(line[1:].decode("utf-8", _SURROGATE))

@@ -1,0 +1,224 @@
+"""``levredis`` / ``python -m levredis``: a command line shaped like redis-cli.
+
+    levredis -u redis://127.0.0.1:6379 PING        # PONG
+    levredis -n 2 LRANGE queue 0 -1                # 1) "a" ...
+    levredis                                        # 127.0.0.1:6379> prompt
+
+Replies print as redis-cli prints them on a terminal (``"a"``, ``(integer) 3``,
+``(nil)``, ``(error) ERR ...``, numbered arrays); with ``--raw``, or when the
+output is not a terminal, as plain text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shlex
+import ssl
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from ._client import Client, connect
+from ._errors import Error, NotFound, ServerError
+from ._hiredis import PARSER_ENV
+from ._resp import Reply, SimpleString
+
+HISTORY = Path.home() / ".levredis_history"
+_ESCAPES = {0x5C: "\\\\", 0x22: '\\"', 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x07: "\\a",
+            0x08: "\\b"}
+
+
+def quoted(value: str | bytes) -> str:
+    """A string as redis-cli shows it: in quotes, unprintable bytes as \\xHH."""
+    data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+    out = ['"']
+    for byte in data:
+        if byte in _ESCAPES:
+            out.append(_ESCAPES[byte])
+        elif 0x20 <= byte < 0x7F:
+            out.append(chr(byte))
+        else:
+            out.append(f"\\x{byte:02x}")
+    out.append('"')
+    return "".join(out)
+
+
+def format_tty(value: Reply, prefix: str = "") -> str:
+    """redis-cli's terminal format, nested arrays indented under their number."""
+    if value is None:
+        return "(nil)\n"
+    if isinstance(value, ServerError):
+        return f"(error) {value}\n"
+    if isinstance(value, SimpleString):
+        return f"{value}\n"
+    if isinstance(value, (str, bytes)):
+        return quoted(value) + "\n"
+    if isinstance(value, int):
+        return f"(integer) {value}\n"
+    if not value:
+        return "(empty array)\n"
+    width = len(str(len(value)))
+    inner = prefix + " " * (width + 2)
+    out = []
+    for number, item in enumerate(value, 1):
+        if number > 1:
+            out.append(prefix)
+        out.append(f"{number:>{width}}) ")
+        out.append(format_tty(item, inner))
+    return "".join(out)
+
+
+def format_raw(value: Reply) -> str:
+    """redis-cli's --raw format: the bare text, array elements on their own lines."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return "\n".join(format_raw(item) for item in value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return str(value)
+
+
+def parser() -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(
+        prog="levredis", add_help=False,
+        description="Run Redis commands with levredis (options as in redis-cli).")
+    cli.add_argument("--help", action="help", help="show this help and exit")
+    cli.add_argument("-u", dest="url", help="server URL: redis://[user:pass@]host[:port][/db]")
+    cli.add_argument("-h", dest="host", default="127.0.0.1", help="server host (127.0.0.1)")
+    cli.add_argument("-p", dest="port", type=int, default=6379, help="server port (6379)")
+    cli.add_argument("-n", dest="db", type=int, default=None, help="database number")
+    cli.add_argument("--user", help="ACL user (with --pass)")
+    cli.add_argument("--pass", "-a", dest="password",
+                     help="password (or set REDISCLI_AUTH, which is safer)")
+    cli.add_argument("--tls", action="store_true", help="connect with TLS")
+    cli.add_argument("--cacert", help="CA certificate file to verify the server with")
+    cli.add_argument("--timeout", type=float, default=None, help="seconds per call")
+    cli.add_argument("--raw", dest="raw", action="store_true", default=None,
+                     help="plain output (the default when not on a terminal)")
+    cli.add_argument("--no-raw", dest="raw", action="store_false",
+                     help="redis-cli's terminal output even when not on a terminal")
+    cli.add_argument("command", nargs=argparse.REMAINDER, help="a command and its arguments")
+    return cli
+
+
+def build_config(options: argparse.Namespace) -> str | dict[str, Any]:
+    """The connect() config for these options; the password never leaves it."""
+    password = options.password or os.environ.get("REDISCLI_AUTH")
+    context: ssl.SSLContext | bool = False
+    if options.tls or options.cacert:
+        context = ssl.create_default_context(cafile=options.cacert)
+    if options.url and not (password or options.db is not None or context or options.timeout):
+        return str(options.url)
+    config: dict[str, Any] = {"host": options.host, "port": options.port}
+    if options.url:
+        from ._config import parse_config
+
+        parsed = parse_config(options.url)
+        if isinstance(parsed, Error):
+            return str(options.url)  # connect() reports the problem
+        config = {"host": parsed.host, "port": parsed.port, "db": parsed.db,
+                  "ssl": parsed.ssl, "auth": dict(parsed.auth) if parsed.auth else None}
+    if options.db is not None:
+        config["db"] = options.db
+    if context:
+        config["ssl"] = context
+    if password:
+        config["auth"] = {"user": options.user or "default", "pass": password}
+    if options.timeout:
+        config["timeout"] = options.timeout
+    return config
+
+
+async def run_command(client: Client, args: Sequence[str]) -> tuple[Reply, Error | None]:
+    connection = client._connection  # the CLI wants simple strings told apart
+    connection.parser.mark_simple = True
+    value, err = await client.cmd(*args)
+    if isinstance(err, NotFound):
+        return None, None  # NULL prints as (nil), it is not an error here
+    return value, err
+
+
+def show(value: Reply, err: Error | None, raw: bool, out: TextIO) -> None:
+    if err is not None:
+        # redis-cli's raw mode follows an error with an empty line.
+        out.write(f"{err}\n\n" if raw else f"(error) {err}\n")
+    elif raw:
+        out.write(format_raw(value) + "\n")
+    else:
+        out.write(format_tty(value))
+    out.flush()
+
+
+def prompt_for(options: argparse.Namespace, client: Client) -> str:
+    cfg = client.cfg
+    host = f"[{cfg['host']}]" if ":" in cfg["host"] else cfg["host"]
+    db = f"[{cfg['db']}]" if cfg["db"] else ""
+    return f"{host}:{cfg['port']}{db}> "
+
+
+def interactive(loop: asyncio.AbstractEventLoop, client: Client,
+                options: argparse.Namespace, raw: bool) -> None:
+    """A prompt with history on a terminal; one command per line otherwise."""
+    on_terminal = sys.stdin.isatty()
+    if on_terminal:
+        try:
+            import readline
+
+            if HISTORY.exists():
+                readline.read_history_file(HISTORY)
+        except (ImportError, OSError):
+            readline = None  # type: ignore[assignment]
+    prompt = prompt_for(options, client) if on_terminal else ""
+    while True:
+        try:
+            line = input(prompt) if on_terminal else sys.stdin.readline()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not on_terminal and not line:
+            break
+        try:
+            args = shlex.split(line)
+        except ValueError:
+            print("Invalid argument(s)")
+            continue
+        if not args:
+            continue
+        if args[0].lower() in ("quit", "exit"):
+            break
+        value, err = loop.run_until_complete(run_command(client, args))
+        show(value, err, raw, sys.stdout)
+    if on_terminal and readline is not None:
+        with contextlib.suppress(OSError):
+            readline.write_history_file(HISTORY)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parser().parse_args(argv)
+    raw = options.raw if options.raw is not None else not sys.stdout.isatty()
+    os.environ[PARSER_ENV] = "python"  # exact reply types for the output
+    config = build_config(options)
+    loop = asyncio.new_event_loop()
+    try:
+        client, err = loop.run_until_complete(connect(config))
+        if client is None:
+            where = f"{options.host}:{options.port}" if not options.url else "the server"
+            print(f"Could not connect to Redis at {where}: {err}", file=sys.stderr)
+            return 1
+        if options.command:
+            value, err = loop.run_until_complete(run_command(client, options.command))
+            show(value, err, raw, sys.stdout)
+        else:
+            interactive(loop, client, options, raw)
+        loop.run_until_complete(client.close())
+        return 0
+    finally:
+        loop.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -18,7 +18,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples bench
-	$(BIN)/mypy --strict src
+	$(BIN)/mypy --strict src examples
 
 test: lint
 	$(BIN)/python -m pytest -q

@@ -143,7 +143,7 @@ def _pools_of(loop: asyncio.AbstractEventLoop) -> dict[PoolKey, _Pool]:
 
 def _discard(pool: _Pool, reason: str) -> None:
     pool.discarded += 1
-    log.debug("pool %s: discard (%s)", pool.name, reason)
+    log.debug("pool %s: connection closed, not pooled (%s)", pool.name, reason)
 
 
 async def acquire(
@@ -205,6 +205,7 @@ def release(
     if reason is None:
         connection.idle_since = loop.time()
         pool.idle.append(connection)
+        log.debug("pool %s: connection returned (%d idle)", pool.name, len(pool.idle))
         return
     _discard(pool, reason)
     # Callers still waiting on this connection are told it was closed.

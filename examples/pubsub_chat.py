@@ -41,7 +41,8 @@ async def publisher(name: str, lines: list[str], ready: asyncio.Event) -> None:
     if client is None:
         raise SystemExit(f"cannot connect: {err}")
     for line in lines:
-        receivers, err = await client.cmd("PUBLISH", "chat:room", f"{name}: {line}")
+        receivers, _ = await client.cmd("PUBLISH", "chat:room", f"{name}: {line}")
+        print(f"{name} -> {receivers} listener(s)")
         await asyncio.sleep(0.01)
     await client.close()
 

@@ -19,7 +19,7 @@ WINDOW = 60
 
 async def allowed(client: levredis.Client, user: str) -> bool:
     window = int(time.time() // WINDOW)
-    results, err = await client.pipeline([
+    results, _ = await client.pipeline([
         ["INCR", f"rate:{user}:{window}"],
         ["EXPIRE", f"rate:{user}:{window}", WINDOW * 2],
     ])

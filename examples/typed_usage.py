@@ -23,7 +23,10 @@ async def counter_value(client: levredis.Client, key: str) -> int:
 async def first_message(client: levredis.Client) -> str | None:
     result: levredis.ReadResult | None
     result, err = await client.read()
-    if result is None or result["type"] != "array":
+    if result is None:
+        print("read() failed:", err)
+        return None
+    if result["type"] != "array":
         return None
     payload = result["value"]
     return str(payload[2]) if isinstance(payload, list) else None
@@ -38,6 +41,8 @@ async def main() -> None:
     value, err = await client.cmd("GET", "typed:missing")
     if isinstance(err, levredis.NotFound):
         print("missing key: not found")
+    else:
+        print("unexpected:", value, err)
     results, err = await client.pipeline([["SET", "typed:s", "x"], ["INCR", "typed:s"]])
     if results is not None:
         for result in results:

@@ -42,7 +42,7 @@ async def publisher(name: str, lines: list[str], ready: asyncio.Event) -> None:
         raise SystemExit(f"cannot connect: {err}")
     for line in lines:
         receivers, _ = await client.cmd("PUBLISH", "chat:room", f"{name}: {line}")
-        print(f"{name} -> {receivers} listener(s)")
+        print(f"{name} -> {receivers!r} listener(s)")
         await asyncio.sleep(0.01)
     await client.close()
 

@@ -4,13 +4,13 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit stress bench docs clean
+.PHONY: demo test lint stress bench docs package-check clean
 
 $(STAMP): pyproject.toml
 	@command -v redis-server >/dev/null || bash scripts/install-redis.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,hiredis,bench]'
+	$(BIN)/pip install --quiet -e '.[test,hiredis,bench,docs]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -31,6 +31,12 @@ stress: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --rounds 3 --chart docs/img/ratios.png --json docs/bench/latest.json --text docs/bench/latest.txt
+
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+package-check: $(STAMP)
+	bash scripts/check-package.sh $(BIN)/python
 
 clean:
 	rm -rf $(VENV) build dist site .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -108,3 +108,36 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if target:
         with open(target, "w") as out:
             json.dump(FIGURES, out, indent=2)
+
+
+@pytest.fixture(autouse=True)
+async def _hang_report() -> AsyncIterator[None]:
+    """With LEVREDIS_HANG_REPORT=seconds, print every task's stack if a test runs that long."""
+    import os
+    import sys
+
+    limit = float(os.environ.get("LEVREDIS_HANG_REPORT", "0"))
+    if not limit:
+        yield
+        return
+
+    async def report() -> None:
+        await asyncio.sleep(limit)
+        print(f"\n--- still running after {limit} s; tasks:", file=sys.stderr)
+        for task in asyncio.all_tasks():
+            if task is asyncio.current_task():
+                continue
+            print(f"{task.get_name()}:", file=sys.stderr)
+            awaited: object = task.get_coro()
+            while awaited is not None:  # down the chain of awaits
+                frame = getattr(awaited, "cr_frame", None)
+                if frame is None:
+                    print(f"    awaiting {awaited!r}", file=sys.stderr)
+                    break
+                print(f"    {frame.f_code.co_filename}:{frame.f_lineno} "
+                      f"{frame.f_code.co_name}", file=sys.stderr)
+                awaited = getattr(awaited, "cr_await", None)
+
+    watchdog = asyncio.ensure_future(report())
+    yield
+    watchdog.cancel()

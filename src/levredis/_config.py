@@ -317,7 +317,7 @@ def parse_config(config: object) -> Config | ConfigError:
     >>> parse_config("[::1]:6380/2").describe()
     '[::1]:6380/2'
     >>> parse_config({"host": "h", "port": 0})
-    ConfigError('invalid redis config: port must be an integer in 1..65535 (got 0)')
+    'invalid redis config: port must be an integer in 1..65535 (got 0)'
     """
     # Services pass the same config on every connect(): remember the answer
     # for configs whose content is hashable (strings; mappings of plain values).

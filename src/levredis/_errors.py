@@ -15,12 +15,13 @@ import ssl
 
 
 class Error(str):
-    """Base of every error value levredis returns."""
+    """Base of every error value levredis returns.
+
+    Its repr is the plain string's, so ``(None, 'not found')`` prints as the
+    contract reads; ``type(err).__name__`` names the kind.
+    """
 
     __slots__ = ()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({str.__repr__(self)})"
 
 
 class ConfigError(Error):

@@ -248,6 +248,11 @@ class RedisProtocol(asyncio.Protocol):
     def request(self, data: bytes) -> asyncio.Future[Reply]:
         """Send one command owing one reply; the future gets the reply."""
         future: asyncio.Future[Reply] = self.loop.create_future()
+        if self.error is not None:
+            # Failed since the caller last looked (its await let the loss in):
+            # nothing is sent, and the caller learns why at once.
+            future.set_result(self.error)
+            return future
         self._write(data)
         self._waiters.append(future)
         return future
@@ -261,6 +266,9 @@ class RedisProtocol(asyncio.Protocol):
         (None for other commands), or is None when there is no pub/sub.
         """
         future: asyncio.Future[list[Reply] | Error] = self.loop.create_future()
+        if self.error is not None:
+            future.set_result(self.error)
+            return future
         plain = kinds is None and all(need == 1 for need in expects)
         if plain:
             batch = Batch(future, len(expects))
@@ -310,6 +318,9 @@ class RedisProtocol(asyncio.Protocol):
 
     def wait_push(self) -> asyncio.Future[Push | Error]:
         future: asyncio.Future[Push | Error] = self.loop.create_future()
+        if self.error is not None:
+            future.set_result(self.error)
+            return future
         self._readers.append(future)
         return future
 
@@ -369,6 +380,8 @@ class RedisProtocol(asyncio.Protocol):
         """A command's timeout fired: the connection is stalled, close it."""
         if not future.done():
             self.abort(TIMEOUT)
+        if not future.done():  # not a waiter of this connection: still never hang
+            future.set_result(TIMEOUT)
 
     def unpoolable_reason(self) -> str | None:
         """Why this connection must be closed rather than pooled, or None."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import levredis
-from levredis._connection import open_connection
 from levredis._config import parse_config
+from levredis._connection import open_connection
 from levredis._resp import encode_command
 from tests.servers import RedisServer
 

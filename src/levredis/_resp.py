@@ -158,7 +158,7 @@ class Parser:
     half-received array is resumed where it stopped.
     """
 
-    __slots__ = ("_lines", "_index", "_tail", "_stack", "_big", "_big_size", "decode", "kind",
+    __slots__ = ("_lines", "_index", "_tail", "_stack", "_big", "_big_need", "decode", "kind",
                  "mark_simple")
 
     def __init__(self, decode: bool = True) -> None:
@@ -168,10 +168,11 @@ class Parser:
         self._tail = b""
         # Each open array: (announced count, items so far).
         self._stack: list[tuple[int, list[Reply]]] = []
-        # A large bulk string being gathered (its data plus CRLF), and its full
-        # size. It grows with what arrives: an announced length reserves nothing.
-        self._big: bytearray | None = None
-        self._big_size = 0
+        # A large bulk string being gathered: the received pieces of its data
+        # plus CRLF, kept as they came (no copy, no regrowth), and how many
+        # bytes are still due. An announced length reserves nothing.
+        self._big: list[bytes] | None = None
+        self._big_need = 0
         #: Simple and bulk strings come back as str when true, bytes when false.
         self.decode = decode
         #: Type byte of the last complete top-level reply (``SIMPLE``, ``ARRAY`` ...).
@@ -184,13 +185,14 @@ class Parser:
         """Add received bytes."""
         big = self._big
         if big is not None:
-            room = self._big_size - len(big)
-            if len(data) <= room:
-                big += data
+            need = self._big_need
+            if len(data) <= need:
+                big.append(data)
+                self._big_need = need - len(data)
                 return
-            with memoryview(data) as view:
-                big += view[:room]
-            data = data[room:]
+            big.append(data[:need])
+            self._big_need = 0
+            data = data[need:]
         if self._tail:
             data = self._tail + data
         lines = data.split(b"\r\n")
@@ -223,20 +225,27 @@ class Parser:
         self._lines.clear()
         self._index = 0
         self._tail = b""
-        self._big = bytearray()
-        self._big_size = length + 2
+        self._big = []
+        self._big_need = length + 2
         self.feed(rest)
 
     def _finish_big(self) -> str | bytes:
-        big = self._big
-        assert big is not None
+        pieces = self._big
+        assert pieces is not None
         self._big = None
-        if big[-2:] != b"\r\n":
+        # Drop the CRLF (it may straddle the last two pieces), then join once.
+        ending = b""
+        while len(ending) < 2:
+            last = pieces.pop()
+            cut = len(last) - (2 - len(ending))
+            ending = last[max(cut, 0) :] + ending
+            if cut > 0:
+                pieces.append(last[:cut])
+        if ending != b"\r\n":
             raise RespError("bulk string not followed by CRLF")
-        with memoryview(big) as view:
-            if self.decode:
-                return str(view[:-2], "utf-8", _SURROGATE)
-            return bytes(view[:-2])
+        data = b"".join(pieces)
+        pieces.clear()  # the pieces go before the decoded copy is made
+        return data.decode("utf-8", _SURROGATE) if self.decode else data
 
     def _bulk_spanning_lines(self, index: int, length: int) -> tuple[bytes, int] | None:
         """A bulk string whose data contains CRLF: (data, next index), or None if incomplete."""
@@ -264,7 +273,7 @@ class Parser:
         stack = self._stack
         value: Reply | _Incomplete
         if self._big is not None:
-            if len(self._big) < self._big_size:
+            if self._big_need:
                 return INCOMPLETE
             value = self._finish_big()
             prefix = BULK

@@ -32,13 +32,13 @@ def figures_table(report: dict[str, Any], loop: str) -> str:
 def ratio_table(report: dict[str, Any], loop: str, mine: str = "levredis") -> str:
     figures = report["loops"][loop]
     peers = [p for p in PEERS if p in figures]
-    lines = ["| workload | " + " | ".join(f"× {p}" for p in peers) + " |",
+    lines = ["| workload | " + " | ".join(f"x {p}" for p in peers) + " |",
              "|---|" + "---:|" * len(peers)]
     for workload, outcome in figures[mine].items():
         cells = []
         for peer in peers:
             theirs = figures[peer].get(workload)
-            cells.append(f"{outcome['figure'] / theirs['figure']:.2f}×" if theirs else "n/a")
+            cells.append(f"{outcome['figure'] / theirs['figure']:.2f}x" if theirs else "n/a")
         lines.append(f"| {workload} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -53,7 +53,7 @@ def main() -> None:
         print("\n### Peak memory of one 100 MiB GET (growth / value size)\n")
         print("| " + " | ".join(memory) + " |")
         print("|" + "---:|" * len(memory))
-        print("| " + " | ".join(f"{v:.2f}×" if v else "n/a" for v in memory.values()) + " |")
+        print("| " + " | ".join(f"{v:.2f}x" if v else "n/a" for v in memory.values()) + " |")
 
 
 if __name__ == "__main__":

@@ -112,3 +112,35 @@ def test_console_script_is_installed() -> None:
     assert script.exists()
     assert "redis-cli" in subprocess.run([str(script), "--help"], capture_output=True,
                                           text=True, check=False).stdout
+
+
+def test_interactive_prompt_on_a_terminal_with_history(server: RedisServer, tmp_path: Path) -> None:
+    import pty
+    import select
+
+    env = {**os.environ, "HOME": str(tmp_path), "TERM": "dumb"}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: levredis on a terminal
+        os.execve(sys.executable, [sys.executable, "-m", "levredis", "-p", str(server.port),
+                                   "-n", "2"], env)
+    output = b""
+
+    def read_until(marker: bytes) -> None:
+        nonlocal output
+        while marker not in output:
+            ready, _, _ = select.select([fd], [], [], 10)
+            assert ready, f"no {marker!r} in {output!r}"
+            output += os.read(fd, 4096)
+
+    prompt = f"127.0.0.1:{server.port}[2]> ".encode()
+    read_until(prompt)
+    os.write(fd, b"SET tty:key 'hello there'\r")
+    read_until(b"OK")
+    os.write(fd, b"GET tty:key\r")
+    read_until(b'"hello there"')
+    os.write(fd, b"quit\r")
+    os.waitpid(pid, 0)
+    os.close(fd)
+    assert output.count(prompt) >= 2
+    history = (tmp_path / ".levredis_history").read_text()
+    assert "GET tty:key" in history

@@ -24,6 +24,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_cluster_port() -> int:
+    """A free port p <= 55535 whose cluster bus port p + 10000 is free too."""
+    import random
+
+    while True:
+        port = random.randint(20000, 55535)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+
+
 def wait_for_port(port: int, host: str = "127.0.0.1", limit: float = 10.0) -> None:
     deadline = time.monotonic() + limit
     while True:
@@ -39,8 +54,9 @@ def wait_for_port(port: int, host: str = "127.0.0.1", limit: float = 10.0) -> No
 class RedisServer:
     """One redis-server process; ``restart()`` keeps its port."""
 
-    def __init__(self, extra: Sequence[str] = (), tls_port: bool = False) -> None:
-        self.port = free_port()
+    def __init__(self, extra: Sequence[str] = (), tls_port: bool = False,
+                 port: int | None = None) -> None:
+        self.port = port or free_port()
         self.tls = tls_port
         self.extra = list(extra)
         self.dir = Path(tempfile.mkdtemp(prefix="levredis-test-"))

@@ -16,6 +16,7 @@
 """
 
 from ._client import Client, ReadResult, ReplyType, close_pool, connect, pool_stats
+from ._cluster import ClusterClient, connect_cluster
 from ._errors import (
     ClosedError,
     ConfigError,
@@ -36,6 +37,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Client",
     "ClosedError",
+    "ClusterClient",
     "ConfigError",
     "Error",
     "NetworkError",
@@ -52,5 +54,6 @@ __all__ = [
     "__version__",
     "close_pool",
     "connect",
+    "connect_cluster",
     "pool_stats",
 ]

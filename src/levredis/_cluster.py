@@ -1,0 +1,599 @@
+"""Redis Cluster: one client over many nodes, with the single-node contract.
+
+``connect_cluster()`` learns the slot map (``CLUSTER SHARDS``, or ``CLUSTER
+SLOTS`` on older servers) and each command's key positions (``COMMAND``, once
+per cluster), then sends every command to the primary owning its slot, through
+the ordinary per-node clients and pools. ``MOVED`` refreshes the map and
+retries; ``ASK`` retries once on the importing node after ``ASKING``;
+``TRYAGAIN`` and ``CLUSTERDOWN`` retry with backoff, a bounded number of
+times. A command is only ever retried on a reply saying it did not run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Final
+
+from ._client import Client, ReadResult, connect
+from ._config import Config, parse_config
+from ._errors import CLOSED, NOT_FOUND, ConfigError, Error, NetworkError, ServerError, UsageError
+from ._resp import ArgumentError, Reply, encode_command
+
+log: Final = logging.getLogger("levredis")
+
+SLOTS: Final = 16384
+#: Redirects and retries one command may take before its last error is returned.
+MAX_ATTEMPTS: Final = 6
+#: The slot map is fetched at most this often (seconds).
+REFRESH_INTERVAL: Final = 0.1
+
+
+def _crc16_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+        table.append(crc & 0xFFFF)
+    return table
+
+
+_CRC16: Final = _crc16_table()
+
+
+def crc16(data: bytes) -> int:
+    """CRC16-CCITT (XMODEM), the checksum Redis Cluster hashes keys with."""
+    crc = 0
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC16[((crc >> 8) ^ byte) & 0xFF]
+    return crc
+
+
+def key_slot(key: bytes) -> int:
+    """The slot of ``key``; only a non-empty ``{hash tag}`` is hashed when present.
+
+    >>> key_slot(b"user:{42}:name") == key_slot(b"{42}")
+    True
+    """
+    start = key.find(b"{")
+    if start >= 0:
+        end = key.find(b"}", start + 1)
+        if end > start + 1:
+            key = key[start + 1 : end]
+    return crc16(key) % SLOTS
+
+
+def _as_bytes(arg: object) -> bytes:
+    if isinstance(arg, bytes):
+        return arg
+    if isinstance(arg, str):
+        return arg.encode("utf-8", "surrogateescape")
+    if isinstance(arg, (bytearray, memoryview)):
+        return bytes(arg)
+    return str(arg).encode()
+
+
+def _name(arg: object) -> str:
+    return _as_bytes(arg).decode("utf-8", "replace").lower()
+
+
+class CommandTable:
+    """Key positions of every command, from the server's own ``COMMAND`` reply."""
+
+    def __init__(self, reply: Reply) -> None:
+        # name -> (first key, last key, step, movable keys, read-only)
+        self._specs: dict[str, tuple[int, int, int, bool, bool]] = {}
+        for entry in reply if isinstance(reply, list) else []:
+            self._add(entry)
+
+    def _add(self, entry: Reply) -> None:
+        if not isinstance(entry, list) or len(entry) < 6:
+            return
+        name, _, flags, first, last, step = entry[:6]
+        flag_set = {_name(f) for f in flags} if isinstance(flags, list) else set()
+        if isinstance(first, int) and isinstance(last, int) and isinstance(step, int):
+            self._specs[_name(name)] = (first, last, step, "movablekeys" in flag_set,
+                                        "readonly" in flag_set)
+        if len(entry) >= 10 and isinstance(entry[9], list):
+            for sub in entry[9]:
+                self._add(sub)
+
+    def _spec(self, args: Sequence[object]) -> tuple[int, int, int, bool, bool] | None:
+        name = _name(args[0])
+        if len(args) > 1:
+            sub = self._specs.get(f"{name}|{_name(args[1])}")
+            if sub is not None:
+                return sub
+        return self._specs.get(name)
+
+    def keys(self, args: Sequence[object]) -> list[bytes] | None:
+        """The keys of a command, [] for none, or None when the server must say."""
+        spec = self._spec(args)
+        if spec is None:
+            return []  # unknown to this cluster: the node answers ERR unknown command
+        first, last, step, movable, _ = spec
+        if movable:
+            return None
+        if first <= 0:
+            return []
+        end = len(args) + last if last < 0 else last
+        return [_as_bytes(args[i]) for i in range(first, min(end, len(args) - 1) + 1, step)]
+
+    def readonly(self, args: Sequence[object]) -> bool:
+        spec = self._spec(args)
+        return bool(spec and spec[4])
+
+
+class SlotMap:
+    """Which node serves each slot: the primary, and its replicas."""
+
+    def __init__(self) -> None:
+        self.primaries: list[str | None] = [None] * SLOTS
+        self.replicas: dict[str, list[str]] = {}
+
+    @classmethod
+    def from_shards(cls, reply: Reply) -> SlotMap:
+        slot_map = cls()
+        for shard in reply if isinstance(reply, list) else []:
+            fields = _pairs(shard)
+            ranges = fields.get("slots") or []
+            primary, replicas = None, []
+            for node in fields.get("nodes") or []:
+                info = _pairs(node)
+                if info.get("health") != "online":
+                    continue
+                port = info.get("port") or info.get("tls-port")
+                address = f"{info.get('endpoint') or info.get('ip')}:{port}"
+                if info.get("role") == "master":
+                    primary = address
+                else:
+                    replicas.append(address)
+            if primary is None:
+                continue
+            slot_map.replicas[primary] = replicas
+            assert isinstance(ranges, list)
+            for start, end in zip(ranges[::2], ranges[1::2], strict=True):
+                for slot in range(int(str(start)), int(str(end)) + 1):
+                    slot_map.primaries[slot] = primary
+        return slot_map
+
+    @classmethod
+    def from_slots(cls, reply: Reply) -> SlotMap:
+        slot_map = cls()
+        for entry in reply if isinstance(reply, list) else []:
+            if not isinstance(entry, list) or len(entry) < 3:
+                continue
+            nodes = [f"{_text(n[0])}:{_text(n[1])}" for n in entry[2:] if isinstance(n, list)]
+            primary = nodes[0]
+            slot_map.replicas[primary] = nodes[1:]
+            for slot in range(int(entry[0]), int(entry[1]) + 1):  # type: ignore[arg-type]
+                slot_map.primaries[slot] = primary
+        return slot_map
+
+    def nodes(self) -> list[str]:
+        return sorted({p for p in self.primaries if p is not None})
+
+    def covered(self) -> bool:
+        return all(self.primaries)
+
+
+def _text(value: Reply) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _pairs(value: Reply) -> dict[str, Any]:
+    if not isinstance(value, list):
+        return {}
+    return {_text(k): (_text(v) if isinstance(v, bytes) else v)
+            for k, v in zip(value[::2], value[1::2], strict=False)}
+
+
+def _invalid(what: str, got: object) -> ConfigError:
+    return ConfigError(f"invalid redis config: {what} (got {got!r})")
+
+
+def parse_cluster_config(config: object) -> tuple[list[Config], bool] | ConfigError:
+    """Seed node configs and the read-from-replicas switch, or what is wrong."""
+    options: Mapping[str, Any] = {}
+    if isinstance(config, (list, tuple)):
+        seeds: object = config
+    elif isinstance(config, Mapping):
+        options = config
+        seeds = config.get("nodes")
+    else:
+        return _invalid("a cluster config is a list of nodes or a mapping with 'nodes'",
+                        type(config).__name__)
+    if not isinstance(seeds, (list, tuple)) or not seeds:
+        return _invalid("nodes must be a non-empty list of 'host:port' or redis:// URLs",
+                        seeds)
+    replicas = options.get("read_from_replicas", False)
+    if not isinstance(replicas, bool):
+        return _invalid("read_from_replicas must be a bool", replicas)
+    common = {k: v for k, v in options.items() if k in ("timeout", "ssl", "auth", "decode")}
+    configs = []
+    for seed in seeds:
+        parsed = parse_config(seed)
+        if isinstance(parsed, ConfigError):
+            return parsed
+        merged = parse_config({"host": parsed.host, "port": parsed.port, "db": parsed.db,
+                               "timeout": parsed.timeout, "ssl": parsed.ssl,
+                               "auth": dict(parsed.auth) if parsed.auth else None,
+                               **{k: v for k, v in common.items() if v is not None}})
+        if isinstance(merged, ConfigError):
+            return merged
+        if merged.db != 0:
+            return _invalid("a cluster has only db 0", merged.db)
+        configs.append(merged)
+    if "db" in options and options["db"] not in (None, 0):
+        return _invalid("a cluster has only db 0", options["db"])
+    return configs, replicas
+
+
+class ClusterClient:
+    """A client over every node of a Redis Cluster, with ``Client``'s shapes.
+
+    ``cmd``, ``pipeline``, ``read`` and ``close`` return ``(value, err)`` as on
+    a single node::
+
+        cluster, err = await levredis.connect_cluster(["10.0.0.1:7000", "10.0.0.2:7000"])
+        value, err = await cluster.cmd("GET", "user:{42}:name")
+    """
+
+    def __init__(self, seeds: list[Config], read_from_replicas: bool) -> None:
+        self._seeds = seeds
+        self._template = seeds[0]
+        self._replicas_wanted = read_from_replicas
+        self._nodes: dict[str, Client] = {}
+        self._readonly_nodes: dict[str, Client] = {}
+        self._slots = SlotMap()
+        self._commands = CommandTable(None)
+        self._refreshing: asyncio.Task[Error | None] | None = None
+        self._last_refresh = 0.0
+        self._subscriber: Client | None = None
+        self._closed = False
+        self._redirects: Counter[str] = Counter()
+
+    @property
+    def cfg(self) -> Mapping[str, Any]:
+        view = dict(self._template.view())
+        view.pop("host", None)
+        view.pop("port", None)
+        view["nodes"] = [seed.address for seed in self._seeds]
+        view["read_from_replicas"] = self._replicas_wanted
+        return view
+
+    def redirects(self) -> dict[str, int]:
+        """How many MOVED, ASK, TRYAGAIN and CLUSTERDOWN replies were followed."""
+        return {code: self._redirects[code]
+                for code in ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN")}
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<levredis.ClusterClient {len(self._slots.nodes())} primaries {state}>"
+
+    async def __aenter__(self) -> ClusterClient:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        await self.close()
+
+    # -- nodes and the slot map ------------------------------------------------
+
+    async def _node(self, address: str, readonly: bool = False) -> Client | Error:
+        nodes = self._readonly_nodes if readonly else self._nodes
+        client = nodes.get(address)
+        if client is not None:
+            return client
+        host, _, port = address.rpartition(":")
+        template = self._template
+        config: dict[str, Any] = {"host": host.strip("[]"), "port": int(port),
+                                  "timeout": template.timeout, "ssl": template.ssl,
+                                  "auth": dict(template.auth) if template.auth else None,
+                                  "decode": template.decode}
+        client, err = await connect(config)
+        if client is None:
+            return err or NetworkError(f"cannot connect to {address}")
+        if readonly:
+            _, err = await client.cmd("READONLY")
+            if err is not None:
+                await client.close()
+                return err
+        existing = nodes.setdefault(address, client)
+        if existing is not client:
+            await client.close()
+        return existing
+
+    async def refresh(self) -> Error | None:
+        """Fetch the slot map (and, once, the command table) from any node."""
+        task = self._refreshing
+        if task is None:
+            task = self._refreshing = asyncio.ensure_future(self._fetch_map())
+        return await asyncio.shield(task)
+
+    async def _fetch_map(self) -> Error | None:
+        try:
+            return await self._fetch_map_once()
+        finally:
+            self._refreshing = None  # the next failure may refresh again
+
+    async def _fetch_map_once(self) -> Error | None:
+        loop = asyncio.get_running_loop()
+        wait = self._last_refresh + REFRESH_INTERVAL - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._last_refresh = loop.time()
+        candidates = self._slots.nodes() + [seed.address for seed in self._seeds]
+        last: Error = NetworkError("no cluster node answered")
+        for address in dict.fromkeys(candidates):
+            node = await self._node(address)
+            if isinstance(node, Error):
+                last = node
+                continue
+            reply, err = await node.cmd("CLUSTER", "SHARDS")
+            slot_map = SlotMap.from_shards(reply) if err is None else None
+            if slot_map is None or not slot_map.covered():
+                reply, err = await node.cmd("CLUSTER", "SLOTS")
+                if err is not None:
+                    last = err
+                    continue
+                slot_map = SlotMap.from_slots(reply)
+            if not slot_map.nodes():
+                last = ServerError("CLUSTERDOWN the cluster serves no slot")
+                continue
+            self._slots = slot_map
+            if not self._commands._specs:
+                table, err = await node.cmd("COMMAND")
+                if err is not None:
+                    return err
+                self._commands = CommandTable(table)
+            log.debug("cluster: slot map from %s, %d primaries", address, len(slot_map.nodes()))
+            return None
+        return last
+
+    def _route(self, args: Sequence[object], keys: list[bytes]) -> tuple[str | None, Error | None]:
+        slots = {key_slot(key) for key in keys}
+        if len(slots) > 1:
+            return None, UsageError("CROSSSLOT Keys in request don't hash to the same slot")
+        if slots:
+            return self._slots.primaries[slots.pop()], None
+        nodes = self._slots.nodes()
+        return (random.choice(nodes) if nodes else None), None
+
+    async def _keys_of(self, args: Sequence[object]) -> list[bytes] | Error:
+        keys = self._commands.keys(args)
+        if keys is not None:
+            return keys
+        nodes = self._slots.nodes()  # movable keys: the server tells which
+        node = await self._node(random.choice(nodes)) if nodes else NetworkError("no node")
+        if isinstance(node, Error):
+            return node
+        found, err = await node.cmd("COMMAND", "GETKEYS", *args)
+        if err is not None:
+            return [] if "no key arguments" in err else err
+        return [_as_bytes(k) for k in found] if isinstance(found, list) else []
+
+    # -- commands -------------------------------------------------------------
+
+    async def cmd(self, *args: object) -> tuple[Reply, Error | None]:
+        """Run one command on the node that owns its keys; ``Client.cmd``'s shapes."""
+        if self._closed:
+            return None, CLOSED
+        try:
+            encode_command(args)
+        except ArgumentError as exc:
+            return None, UsageError(str(exc))
+        name = _name(args[0])
+        if name in ("subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe",
+                    "sunsubscribe"):
+            return await self._subscribe(name, args)
+        keys = await self._keys_of(args)
+        if isinstance(keys, Error):
+            return None, keys
+        address, err = self._route(args, keys)
+        if err is not None:
+            return None, err
+        readonly = self._replicas_wanted and self._commands.readonly(args)
+        return await self._run(address, args, readonly)
+
+    async def _run(self, address: str | None, args: Sequence[object],
+                   readonly: bool = False) -> tuple[Reply, Error | None]:
+        delay = 0.05
+        last: Error = NetworkError("no node serves this slot")
+        asking = False
+        for _ in range(MAX_ATTEMPTS):
+            if address is None:
+                refresh_err = await self.refresh()
+                keys = await self._keys_of(args)
+                if refresh_err is not None or isinstance(keys, Error):
+                    return None, refresh_err or keys  # type: ignore[return-value]
+                address, _ = self._route(args, keys)
+                if address is None:
+                    return None, last
+            target = address
+            if readonly and not asking:
+                replicas = self._slots.replicas.get(address) or []
+                if replicas:
+                    target = random.choice(replicas)
+            node = await self._node(target, readonly=target != address)
+            if isinstance(node, Error):
+                self._schedule_refresh()
+                return None, node
+            if asking:
+                results, err = await node.pipeline([["ASKING"], list(args)])
+                if results is None:
+                    return None, err
+                reply = results[1]
+                value = reply[0]
+                err = reply[1] if len(reply) == 2 else NOT_FOUND if value is None else None  # type: ignore[assignment]
+            else:
+                value, err = await node.cmd(*args)
+            if err is None or not isinstance(err, ServerError):
+                if isinstance(err, NetworkError):
+                    self._schedule_refresh()  # a node may have failed over
+                return value, err
+            code = err.code
+            if code in ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"):
+                self._redirects[code] += 1
+            if code == "MOVED":
+                address = err.split(" ")[2]
+                asking = False
+                self._schedule_refresh()
+            elif code == "ASK":
+                address = err.split(" ")[2]
+                asking = True
+            elif code in ("TRYAGAIN", "CLUSTERDOWN"):
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                if code == "CLUSTERDOWN":
+                    await self.refresh()
+                asking = False
+            else:
+                return value, err
+            last = err
+        return None, last
+
+    def _schedule_refresh(self) -> None:
+        if self._refreshing is None and not self._closed:
+            self._refreshing = asyncio.ensure_future(self._fetch_map())
+
+    async def pipeline(
+        self, commands: Sequence[Sequence[object]] | None
+    ) -> tuple[list[list[Reply]] | None, Error | None]:
+        """Many commands: split by node, sent concurrently, results in your order.
+
+        A ``MULTI ... EXEC`` pipeline must touch one slot only; it then runs
+        on that slot's node as one transaction.
+        """
+        if self._closed:
+            return None, CLOSED
+        if commands is None:
+            return [], None
+        if not isinstance(commands, (list, tuple)):
+            return None, UsageError(
+                f"pipeline() takes a list of commands (got {type(commands).__name__})")
+        if not commands:
+            return [], None
+        routes: list[str | None] = []
+        all_keys: list[bytes] = []
+        for position, args in enumerate(commands, 1):
+            if not isinstance(args, (list, tuple)):
+                return None, UsageError(f"pipeline entry {position} is not a list of arguments "
+                                        f"(got {type(args).__name__})")
+            try:
+                encode_command(args)
+            except ArgumentError as exc:
+                return None, UsageError(f"pipeline entry {position}: {exc}")
+            keys = await self._keys_of(args)
+            if isinstance(keys, Error):
+                return None, keys
+            all_keys += keys
+            address, err = self._route(args, keys)
+            if err is not None:
+                return None, UsageError(f"pipeline entry {position}: {err}")
+            routes.append(address if keys else None)
+        if any(_name(args[0]) == "multi" for args in commands):
+            address, err = self._route(commands[0], all_keys)
+            if err is not None:
+                return None, UsageError(f"a MULTI ... EXEC pipeline must use one slot: {err}")
+            node = await self._node(address) if address else NetworkError("no node")
+            if isinstance(node, Error):
+                return None, node
+            return await node.pipeline(commands)
+        default = next((r for r in routes if r), None) or next(iter(self._slots.nodes()), None)
+        groups: dict[str, list[int]] = {}
+        for index, address in enumerate(routes):
+            groups.setdefault(address or default or "", []).append(index)
+        results: list[list[Reply] | None] = [None] * len(commands)
+
+        async def send(address: str, indexes: list[int]) -> Error | None:
+            node = await self._node(address) if address else NetworkError("no node")
+            if isinstance(node, Error):
+                return node
+            replies, err = await node.pipeline([commands[i] for i in indexes])
+            if replies is None:
+                self._schedule_refresh()
+                return err
+            for index, reply in zip(indexes, replies, strict=True):
+                results[index] = reply
+            return None
+
+        errors = await asyncio.gather(*(send(a, ix) for a, ix in groups.items()))
+        failure = next((e for e in errors if e is not None), None)
+        if failure is not None:
+            return None, failure
+        for index, reply in enumerate(results):  # redirected entries did not run: retry
+            if reply is not None and len(reply) == 2 and str(reply[1]).split(" ")[0] in (
+                    "MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"):
+                value, err = await self.cmd(*commands[index])
+                results[index] = [value] if err is None else [None] if err == "not found" \
+                    else [None, err]
+        return [r if r is not None else [None] for r in results], None
+
+    # -- pub/sub ----------------------------------------------------------------
+
+    async def _subscribe(self, name: str, args: Sequence[object]) -> tuple[Reply, Error | None]:
+        if self._subscriber is None:
+            if name.startswith("s") and len(args) > 1:
+                address = self._slots.primaries[key_slot(_as_bytes(args[1]))]
+            else:
+                nodes = self._slots.nodes()
+                address = nodes[0] if nodes else None
+            if address is None:
+                return None, NetworkError("no node serves this channel")
+            host, _, port = address.rpartition(":")
+            template = self._template
+            client, err = await connect({
+                "host": host, "port": int(port), "timeout": template.timeout,
+                "ssl": template.ssl, "decode": template.decode,
+                "auth": dict(template.auth) if template.auth else None})
+            if client is None:
+                return None, err
+            self._subscriber = client
+        return await self._subscriber.cmd(*args)
+
+    async def read(self) -> tuple[ReadResult | None, Error | None]:
+        """Read a pub/sub message from the connection the subscriptions are on."""
+        if self._closed:
+            return None, CLOSED
+        if self._subscriber is None:
+            return None, UsageError("nothing to read: subscribe first (SUBSCRIBE/SSUBSCRIBE)")
+        return await self._subscriber.read()
+
+    async def close(self, no_keepalive: bool = False) -> bool:
+        """Close every node's client (back to their pools); always ``True``."""
+        if self._closed:
+            return True
+        self._closed = True
+        clients = [*self._nodes.values(), *self._readonly_nodes.values()]
+        if self._subscriber is not None:
+            clients.append(self._subscriber)
+        for client in clients:
+            await client.close(no_keepalive)
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+        return True
+
+
+async def connect_cluster(config: object) -> tuple[ClusterClient, None] | tuple[None, Error]:
+    """Connect to a Redis Cluster: ``(cluster_client, None)`` or ``(None, err)``.
+
+    ``config`` is a list of seed nodes (``"host:port"`` or ``redis://`` URLs),
+    or a mapping with ``nodes`` plus ``timeout``, ``ssl``, ``auth``, ``decode``
+    and ``read_from_replicas`` (off by default).
+    """
+    parsed = parse_cluster_config(config)
+    if isinstance(parsed, ConfigError):
+        return None, parsed
+    seeds, replicas = parsed
+    cluster = ClusterClient(seeds, replicas)
+    err = await cluster.refresh()
+    if err is not None:
+        await cluster.close()
+        return None, err
+    return cluster, None

@@ -180,16 +180,24 @@ async def test_pub_sub_and_sharded_pub_sub(cluster: LocalCluster) -> None:
 
 async def test_reads_from_replicas_when_asked(cluster: LocalCluster) -> None:
     client = await connect(cluster, read_from_replicas=True)
-    assert await client.cmd("SET", "replica:key", "copy") == ("OK", None)
-    await client.cmd("WAIT", 1, 1000)  # let the replica catch up (routed to the primary)
-    for _ in range(20):
-        value, err = await client.cmd("GET", "replica:key")
-        assert (value, err) == ("copy", None) or err is None
+    keys = [f"replica:{i}" for i in range(30)]  # spread over every shard
+    for key in keys:
+        assert await client.cmd("SET", key, key) == ("OK", None)
+    deadline = time.monotonic() + 10
+    while True:  # replication is asynchronous: let the replicas catch up
+        synced = all(
+            info.count("offset=") == 0 or "lag=0" in info
+            for info in (s.command("INFO", "replication") for s in cluster.servers))
+        if synced or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+    for key in keys:
+        assert await client.cmd("GET", key) == (key, None)
     replica_gets = 0
     for server in cluster.servers:
         if "role:slave" in server.command("INFO", "replication"):
-            stats = server.command("INFO", "commandstats")
-            for line in stats.splitlines():
+            for line in server.command("INFO", "commandstats").splitlines():
                 if line.startswith("cmdstat_get:"):
                     replica_gets += int(line.split("calls=")[1].split(",")[0])
     assert replica_gets >= 1, (client._readonly_nodes, client._slots.replicas)

@@ -31,6 +31,8 @@ stress: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --rounds 3 --chart docs/img/ratios.png --json docs/bench/latest.json --text docs/bench/latest.txt
+	$(BIN)/python -m bench.cluster --rounds 3 > docs/bench/cluster.txt
+	cat docs/bench/cluster.txt
 
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --site-dir site

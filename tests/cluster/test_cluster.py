@@ -317,3 +317,20 @@ async def test_resharding_under_traffic_loses_nothing(own_cluster: LocalCluster)
     FIGURES["cluster reshard under traffic"] = {
         "keys": len(written), "wrong": wrong, "errors": len(errors), **redirects}
     await client.close()
+
+
+async def test_cluster_slots_gives_the_same_map_as_cluster_shards(cluster: LocalCluster) -> None:
+    from levredis._cluster import SlotMap
+
+    client, _ = await levredis.connect(cluster.seeds[0])
+    assert client is not None
+    shards, err = await client.cmd("CLUSTER", "SHARDS")
+    assert err is None
+    slots, err = await client.cmd("CLUSTER", "SLOTS")
+    assert err is None
+    from_shards, from_slots = SlotMap.from_shards(shards), SlotMap.from_slots(slots)
+    assert from_shards.covered() and from_slots.covered()
+    assert from_shards.primaries == from_slots.primaries
+    assert {k: sorted(v) for k, v in from_shards.replicas.items()} == {
+        k: sorted(v) for k, v in from_slots.replicas.items()}
+    await client.close()

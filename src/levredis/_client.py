@@ -174,25 +174,11 @@ class Client:
         """
         if self._closed:
             return None, CLOSED
-        if commands is None:
+        if commands is None or (isinstance(commands, (list, tuple)) and not commands):
             return [], None
-        if not isinstance(commands, (list, tuple)):
-            return None, UsageError(
-                f"pipeline() takes a list of commands (got {type(commands).__name__})"
-            )
-        if not commands:
-            return [], None
-        parts = []
-        for position, args in enumerate(commands, 1):
-            if not isinstance(args, (list, tuple)):
-                return None, UsageError(
-                    f"pipeline entry {position} is not a list of arguments "
-                    f"(got {type(args).__name__})"
-                )
-            try:
-                parts.append(encode_command(args))
-            except ArgumentError as exc:
-                return None, UsageError(f"pipeline entry {position}: {exc}")
+        parts = encode_pipeline(commands)
+        if isinstance(parts, UsageError):
+            return None, parts
         connection = self._connection
         if connection.error is not None or self._loop is not asyncio.get_running_loop():
             usable = await self._usable_connection()
@@ -318,6 +304,23 @@ class Client:
             return CLOSED
         self._connection = connection
         return connection
+
+
+def encode_pipeline(commands: object) -> list[bytes] | UsageError:
+    """Each command of a pipeline encoded, or why the pipeline is malformed."""
+    if not isinstance(commands, (list, tuple)):
+        return UsageError(f"pipeline() takes a list of commands (got {type(commands).__name__})")
+    parts = []
+    for position, args in enumerate(commands, 1):
+        if not isinstance(args, (list, tuple)):
+            return UsageError(
+                f"pipeline entry {position} is not a list of arguments (got {type(args).__name__})"
+            )
+        try:
+            parts.append(encode_command(args))
+        except ArgumentError as exc:
+            return UsageError(f"pipeline entry {position}: {exc}")
+    return parts
 
 
 _WRONG_LOOP: Final = UsageError(

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final
 
-from ._client import Client, ReadResult, connect
+from ._client import Client, ReadResult, connect, encode_pipeline
 from ._config import Config, parse_config
 from ._errors import CLOSED, NOT_FOUND, ConfigError, Error, NetworkError, ServerError, UsageError
 from ._resp import ArgumentError, Reply, encode_command
@@ -472,23 +472,14 @@ class ClusterClient:
         """
         if self._closed:
             return None, CLOSED
-        if commands is None:
+        if commands is None or (isinstance(commands, (list, tuple)) and not commands):
             return [], None
-        if not isinstance(commands, (list, tuple)):
-            return None, UsageError(
-                f"pipeline() takes a list of commands (got {type(commands).__name__})")
-        if not commands:
-            return [], None
+        malformed = encode_pipeline(commands)
+        if isinstance(malformed, UsageError):
+            return None, malformed
         routes: list[str | None] = []
         all_keys: list[bytes] = []
         for position, args in enumerate(commands, 1):
-            if not isinstance(args, (list, tuple)):
-                return None, UsageError(f"pipeline entry {position} is not a list of arguments "
-                                        f"(got {type(args).__name__})")
-            try:
-                encode_command(args)
-            except ArgumentError as exc:
-                return None, UsageError(f"pipeline entry {position}: {exc}")
             keys = await self._keys_of(args)
             if isinstance(keys, Error):
                 return None, keys

@@ -106,13 +106,19 @@ async def test_a_transaction_pipeline_runs_on_its_slot(cluster: LocalCluster) ->
     await client.close()
 
 
-async def test_moved_refreshes_the_map_and_retries(cluster: LocalCluster) -> None:
-    client = await connect(cluster)
-    key = "moved:key"
+def owner_and_other(cluster: LocalCluster, key: str) -> tuple[int, str, str, str, str]:
+    """The key's slot, its primary (address, id), and another primary (address, id)."""
     slot = key_slot(key.encode())
     source, source_id = node_of(cluster, slot)
     target, target_id = next(node_of(cluster, s) for s in range(0, 16384, 997)
                              if node_of(cluster, s)[0] != source)
+    return slot, source, source_id, target, target_id
+
+
+async def test_moved_refreshes_the_map_and_retries(cluster: LocalCluster) -> None:
+    client = await connect(cluster)
+    key = "moved:key"
+    slot, _, source_id, target, target_id = owner_and_other(cluster, key)
     assert await client.cmd("SET", key, "before") == ("OK", None)
     assert await client.cmd("DEL", key) == (1, None)  # an empty slot moves cleanly
     for server in cluster.servers:
@@ -134,10 +140,7 @@ async def test_moved_refreshes_the_map_and_retries(cluster: LocalCluster) -> Non
 async def test_ask_during_a_migration_is_followed_once(cluster: LocalCluster) -> None:
     client = await connect(cluster)
     key = "ask:key"
-    slot = key_slot(key.encode())
-    source, source_id = node_of(cluster, slot)
-    target, target_id = next(node_of(cluster, s) for s in range(0, 16384, 997)
-                             if node_of(cluster, s)[0] != source)
+    slot, source, source_id, target, target_id = owner_and_other(cluster, key)
     source_server = cluster.node_for(int(source.rsplit(":", 1)[1]))
     target_server = cluster.node_for(int(target.rsplit(":", 1)[1]))
     assert await client.cmd("SET", key, "migrating") == ("OK", None)

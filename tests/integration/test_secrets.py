@@ -35,8 +35,7 @@ async def test_no_failure_ever_shows_the_password(
 
     auth = {"user": USER, "pass": SECRET}
     good = {"host": "127.0.0.1", "port": carol_server.port, "auth": auth, "timeout": 0.3}
-    with caplog.at_level(logging.DEBUG):
-        logging.getLogger("levredis").setLevel(logging.DEBUG)
+    with caplog.at_level(logging.DEBUG, logger="levredis"):  # restored afterwards
         # Invalid configs that carry the password.
         for config in (
             {**good, "port": 0}, {**good, "db": -1}, {**good, "auth": {"user": "", "pass": SECRET}},

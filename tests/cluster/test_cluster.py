@@ -337,3 +337,24 @@ async def test_cluster_slots_gives_the_same_map_as_cluster_shards(cluster: Local
     assert {k: sorted(v) for k, v in from_shards.replicas.items()} == {
         k: sorted(v) for k, v in from_slots.replicas.items()}
     await client.close()
+
+
+@pytest.mark.asyncio(loop_factories=["asyncio"])
+async def test_clusterdown_is_retried_a_bounded_number_of_times(own_cluster: LocalCluster) -> None:
+    client = await connect(own_cluster)
+    key = "down:key"
+    slot = key_slot(key.encode())
+    owner_address, _ = node_of(own_cluster, slot)
+    owner = own_cluster.node_for(int(owner_address.rsplit(":", 1)[1]))
+    owner.command("CLUSTER", "DELSLOTS", str(slot))  # one slot unserved: the cluster is down
+    deadline = time.monotonic() + 10
+    while "cluster_state:fail" not in owner.command("CLUSTER", "INFO"):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    value, err = await client.cmd("SET", key, "x")
+    assert value is None and isinstance(err, levredis.ServerError) and err.code == "CLUSTERDOWN"
+    assert client.redirects()["CLUSTERDOWN"] >= 2  # retried, then given up: never a loop
+    owner.command("CLUSTER", "ADDSLOTS", str(slot))
+    own_cluster.wait_ok()
+    assert await client.cmd("SET", key, "x") == ("OK", None)
+    await client.close()

@@ -124,6 +124,9 @@ class CommandTable:
         end = len(args) + last if last < 0 else last
         return [_as_bytes(args[i]) for i in range(first, min(end, len(args) - 1) + 1, step)]
 
+    def __bool__(self) -> bool:
+        return bool(self._specs)
+
     def readonly(self, args: Sequence[object]) -> bool:
         spec = self._spec(args)
         return bool(spec and spec[4])
@@ -347,7 +350,7 @@ class ClusterClient:
                 last = ServerError("CLUSTERDOWN the cluster serves no slot")
                 continue
             self._slots = slot_map
-            if not self._commands._specs:
+            if not self._commands:
                 table, err = await node.cmd("COMMAND")
                 if err is not None:
                     return err

@@ -23,177 +23,14 @@ from ._client import Client, ReadResult, connect, encode_pipeline
 from ._config import Config, parse_config
 from ._errors import CLOSED, NOT_FOUND, ConfigError, Error, NetworkError, ServerError, UsageError
 from ._resp import ArgumentError, Reply, encode_command
+from ._slots import CommandTable, SlotMap, as_bytes, key_slot, name_of
 
 log: Final = logging.getLogger("levredis")
 
-SLOTS: Final = 16384
 #: Redirects and retries one command may take before its last error is returned.
 MAX_ATTEMPTS: Final = 6
 #: The slot map is fetched at most this often (seconds).
 REFRESH_INTERVAL: Final = 0.1
-
-
-def _crc16_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-        table.append(crc & 0xFFFF)
-    return table
-
-
-_CRC16: Final = _crc16_table()
-
-
-def crc16(data: bytes) -> int:
-    """CRC16-CCITT (XMODEM), the checksum Redis Cluster hashes keys with."""
-    crc = 0
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _CRC16[((crc >> 8) ^ byte) & 0xFF]
-    return crc
-
-
-def key_slot(key: bytes) -> int:
-    """The slot of ``key``; only a non-empty ``{hash tag}`` is hashed when present.
-
-    >>> key_slot(b"user:{42}:name") == key_slot(b"{42}")
-    True
-    """
-    start = key.find(b"{")
-    if start >= 0:
-        end = key.find(b"}", start + 1)
-        if end > start + 1:
-            key = key[start + 1 : end]
-    return crc16(key) % SLOTS
-
-
-def _as_bytes(arg: object) -> bytes:
-    if isinstance(arg, bytes):
-        return arg
-    if isinstance(arg, str):
-        return arg.encode("utf-8", "surrogateescape")
-    if isinstance(arg, (bytearray, memoryview)):
-        return bytes(arg)
-    return str(arg).encode()
-
-
-def _name(arg: object) -> str:
-    return _as_bytes(arg).decode("utf-8", "replace").lower()
-
-
-class CommandTable:
-    """Key positions of every command, from the server's own ``COMMAND`` reply."""
-
-    def __init__(self, reply: Reply) -> None:
-        # name -> (first key, last key, step, movable keys, read-only)
-        self._specs: dict[str, tuple[int, int, int, bool, bool]] = {}
-        for entry in reply if isinstance(reply, list) else []:
-            self._add(entry)
-
-    def _add(self, entry: Reply) -> None:
-        if not isinstance(entry, list) or len(entry) < 6:
-            return
-        name, _, flags, first, last, step = entry[:6]
-        flag_set = {_name(f) for f in flags} if isinstance(flags, list) else set()
-        if isinstance(first, int) and isinstance(last, int) and isinstance(step, int):
-            self._specs[_name(name)] = (first, last, step, "movablekeys" in flag_set,
-                                        "readonly" in flag_set)
-        if len(entry) >= 10 and isinstance(entry[9], list):
-            for sub in entry[9]:
-                self._add(sub)
-
-    def _spec(self, args: Sequence[object]) -> tuple[int, int, int, bool, bool] | None:
-        name = _name(args[0])
-        if len(args) > 1:
-            sub = self._specs.get(f"{name}|{_name(args[1])}")
-            if sub is not None:
-                return sub
-        return self._specs.get(name)
-
-    def keys(self, args: Sequence[object]) -> list[bytes] | None:
-        """The keys of a command, [] for none, or None when the server must say."""
-        spec = self._spec(args)
-        if spec is None:
-            return []  # unknown to this cluster: the node answers ERR unknown command
-        first, last, step, movable, _ = spec
-        if movable:
-            return None
-        if first <= 0:
-            return []
-        end = len(args) + last if last < 0 else last
-        return [_as_bytes(args[i]) for i in range(first, min(end, len(args) - 1) + 1, step)]
-
-    def __bool__(self) -> bool:
-        return bool(self._specs)
-
-    def readonly(self, args: Sequence[object]) -> bool:
-        spec = self._spec(args)
-        return bool(spec and spec[4])
-
-
-class SlotMap:
-    """Which node serves each slot: the primary, and its replicas."""
-
-    def __init__(self) -> None:
-        self.primaries: list[str | None] = [None] * SLOTS
-        self.replicas: dict[str, list[str]] = {}
-
-    @classmethod
-    def from_shards(cls, reply: Reply) -> SlotMap:
-        slot_map = cls()
-        for shard in reply if isinstance(reply, list) else []:
-            fields = _pairs(shard)
-            ranges = fields.get("slots") or []
-            primary, replicas = None, []
-            for node in fields.get("nodes") or []:
-                info = _pairs(node)
-                if info.get("health") != "online":
-                    continue
-                port = info.get("port") or info.get("tls-port")
-                address = f"{info.get('endpoint') or info.get('ip')}:{port}"
-                if info.get("role") == "master":
-                    primary = address
-                else:
-                    replicas.append(address)
-            if primary is None:
-                continue
-            slot_map.replicas[primary] = replicas
-            assert isinstance(ranges, list)
-            for start, end in zip(ranges[::2], ranges[1::2], strict=True):
-                for slot in range(int(str(start)), int(str(end)) + 1):
-                    slot_map.primaries[slot] = primary
-        return slot_map
-
-    @classmethod
-    def from_slots(cls, reply: Reply) -> SlotMap:
-        slot_map = cls()
-        for entry in reply if isinstance(reply, list) else []:
-            if not isinstance(entry, list) or len(entry) < 3:
-                continue
-            nodes = [f"{_text(n[0])}:{_text(n[1])}" for n in entry[2:] if isinstance(n, list)]
-            primary = nodes[0]
-            slot_map.replicas[primary] = nodes[1:]
-            for slot in range(int(entry[0]), int(entry[1]) + 1):  # type: ignore[arg-type]
-                slot_map.primaries[slot] = primary
-        return slot_map
-
-    def nodes(self) -> list[str]:
-        return sorted({p for p in self.primaries if p is not None})
-
-    def covered(self) -> bool:
-        return all(self.primaries)
-
-
-def _text(value: Reply) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _pairs(value: Reply) -> dict[str, Any]:
-    if not isinstance(value, list):
-        return {}
-    return {_text(k): (_text(v) if isinstance(v, bytes) else v)
-            for k, v in zip(value[::2], value[1::2], strict=False)}
 
 
 def _invalid(what: str, got: object) -> ConfigError:
@@ -379,7 +216,7 @@ class ClusterClient:
         found, err = await node.cmd("COMMAND", "GETKEYS", *args)
         if err is not None:
             return [] if "no key arguments" in err else err
-        return [_as_bytes(k) for k in found] if isinstance(found, list) else []
+        return [as_bytes(k) for k in found] if isinstance(found, list) else []
 
     # -- commands -------------------------------------------------------------
 
@@ -391,7 +228,7 @@ class ClusterClient:
             encode_command(args)
         except ArgumentError as exc:
             return None, UsageError(str(exc))
-        name = _name(args[0])
+        name = name_of(args[0])
         if name in ("subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe",
                     "sunsubscribe"):
             return await self._subscribe(name, args)
@@ -491,7 +328,7 @@ class ClusterClient:
             if err is not None:
                 return None, UsageError(f"pipeline entry {position}: {err}")
             routes.append(address if keys else None)
-        if any(_name(args[0]) == "multi" for args in commands):
+        if any(name_of(args[0]) == "multi" for args in commands):
             address, err = self._route(commands[0], all_keys)
             if err is not None:
                 return None, UsageError(f"a MULTI ... EXEC pipeline must use one slot: {err}")
@@ -534,7 +371,7 @@ class ClusterClient:
     async def _subscribe(self, name: str, args: Sequence[object]) -> tuple[Reply, Error | None]:
         if self._subscriber is None:
             if name.startswith("s") and len(args) > 1:
-                address = self._slots.primaries[key_slot(_as_bytes(args[1]))]
+                address = self._slots.primaries[key_slot(as_bytes(args[1]))]
             else:
                 nodes = self._slots.nodes()
                 address = nodes[0] if nodes else None

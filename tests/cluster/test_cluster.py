@@ -9,7 +9,8 @@ import time
 import pytest
 
 import levredis
-from levredis._cluster import ClusterClient, key_slot
+from levredis._cluster import ClusterClient
+from levredis._slots import key_slot
 from tests.cluster.conftest import LocalCluster
 
 
@@ -323,7 +324,7 @@ async def test_resharding_under_traffic_loses_nothing(own_cluster: LocalCluster)
 
 
 async def test_cluster_slots_gives_the_same_map_as_cluster_shards(cluster: LocalCluster) -> None:
-    from levredis._cluster import SlotMap
+    from levredis._slots import SlotMap
 
     client, _ = await levredis.connect(cluster.seeds[0])
     assert client is not None

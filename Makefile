@@ -7,7 +7,7 @@ STAMP   = $(VENV)/.installed
 .PHONY: demo test lint stress bench docs package-check clean
 
 $(STAMP): pyproject.toml
-	@command -v redis-server >/dev/null || bash scripts/install-redis.sh
+	@bash scripts/install-redis.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,hiredis,bench,docs]'

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs redis-server from the system's packages when it is missing.
+# Installs redis-server and redis-cli (the tests' cluster fixture and the CLI
+# comparisons use it) from the system's packages when either is missing.
 set -euo pipefail
-if command -v redis-server >/dev/null; then exit 0; fi
+if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then exit 0; fi
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null

@@ -125,18 +125,20 @@ class ClusterClient:
 
     # -- nodes and the slot map ------------------------------------------------
 
+    def _node_config(self, address: str) -> dict[str, Any]:
+        """``connect()`` config for one node: its address, the cluster's options."""
+        host, _, port = address.rpartition(":")
+        template = self._template
+        return {"host": host.strip("[]"), "port": int(port), "timeout": template.timeout,
+                "ssl": template.ssl, "decode": template.decode,
+                "auth": dict(template.auth) if template.auth else None}
+
     async def _node(self, address: str, readonly: bool = False) -> Client | Error:
         nodes = self._readonly_nodes if readonly else self._nodes
         client = nodes.get(address)
         if client is not None:
             return client
-        host, _, port = address.rpartition(":")
-        template = self._template
-        config: dict[str, Any] = {"host": host.strip("[]"), "port": int(port),
-                                  "timeout": template.timeout, "ssl": template.ssl,
-                                  "auth": dict(template.auth) if template.auth else None,
-                                  "decode": template.decode}
-        client, err = await connect(config)
+        client, err = await connect(self._node_config(address))
         if client is None:
             return err or NetworkError(f"cannot connect to {address}")
         if readonly:
@@ -377,12 +379,8 @@ class ClusterClient:
                 address = nodes[0] if nodes else None
             if address is None:
                 return None, NetworkError("no node serves this channel")
-            host, _, port = address.rpartition(":")
-            template = self._template
-            client, err = await connect({
-                "host": host, "port": int(port), "timeout": template.timeout,
-                "ssl": template.ssl, "decode": template.decode,
-                "auth": dict(template.auth) if template.auth else None})
+            # Its own connection: subscribed state must not reach the node's pool.
+            client, err = await connect(self._node_config(address))
             if client is None:
                 return None, err
             self._subscriber = client

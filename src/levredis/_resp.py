@@ -365,9 +365,10 @@ class Parser:
                     value = _parse_length(line[1:], "integer")
                     index += 1
                 elif prefix == SIMPLE:
-                    value = line[1:].decode("utf-8", _SURROGATE) if decode else line[1:]
                     if self.mark_simple:
                         value = SimpleString(line[1:].decode("utf-8", _SURROGATE))
+                    else:
+                        value = line[1:].decode("utf-8", _SURROGATE) if decode else line[1:]
                     index += 1
                 elif prefix == ERROR:
                     value = ServerError(line[1:].decode("utf-8", _SURROGATE))

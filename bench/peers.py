@@ -8,7 +8,6 @@ normalized to ``bytes``/``int``/lists so answers can be compared across clients.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -54,14 +53,11 @@ class Adapter:
 
 
 class Levredis(Adapter):
-    """levredis as installed (hiredis when present), or forced to the pure parser."""
+    """levredis as installed."""
 
-    def __init__(self, parser: str = "auto") -> None:
-        self.parser = parser
-        self.name = "levredis" if parser == "auto" else f"levredis[{parser}]"
+    name = "levredis"
 
     async def open(self, port: int) -> None:
-        os.environ["LEVREDIS_PARSER"] = self.parser  # read at each new connection
         self.config = {"host": "127.0.0.1", "port": port, "decode": False}
         client, err = await levredis.connect(self.config)
         assert client is not None, err
@@ -71,7 +67,6 @@ class Levredis(Adapter):
     async def close(self) -> None:
         await self.client.close()
         await levredis.close_pool()
-        os.environ.pop("LEVREDIS_PARSER", None)
 
     async def set_pipeline(self, keys: list[str], value: bytes) -> list[Any]:
         results, err = await self.client.pipeline([["SET", k, value] for k in keys])
@@ -227,5 +222,5 @@ class Glide(Adapter):
 
 
 def all_adapters() -> list[Adapter]:
-    return [Levredis(), Levredis("python"), RedisPy(hiredis=True), RedisPy(hiredis=False),
+    return [Levredis(), RedisPy(hiredis=True), RedisPy(hiredis=False),
             Coredis(), Glide()]

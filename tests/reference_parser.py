@@ -6,6 +6,8 @@ It is the reference the fast parser in ``levredis._resp`` is checked against
 
 from __future__ import annotations
 
+import re
+
 from levredis._errors import ServerError
 from levredis._resp import (
     ARRAY,
@@ -15,6 +17,7 @@ from levredis._resp import (
     INTEGER,
     MAX_ARRAY_LENGTH,
     MAX_BULK_LENGTH,
+    MAX_HEADER_LENGTH,
     MAX_LINE_LENGTH,
     SIMPLE,
     Reply,
@@ -24,12 +27,14 @@ from levredis._resp import (
 
 _SURROGATE = "surrogateescape"
 
+_INTEGER = re.compile(rb"-?[0-9]{1,19}")
+
+
 def _parse_length(line: bytearray, what: str) -> int:
-    try:
-        return int(line)
-    except ValueError:
+    if _INTEGER.fullmatch(line) is None or not -(2**63) <= int(line) < 2**63:
         shown = bytes(line[:40])
-        raise RespError(f"invalid {what} {shown!r}") from None
+        raise RespError(f"invalid {what} {shown!r}")
+    return int(line)
 
 
 class ReferenceParser:
@@ -82,8 +87,17 @@ class ReferenceParser:
         while True:
             end = buffer.find(b"\r\n", position)
             if end < 0:
-                if len(buffer) - position > MAX_LINE_LENGTH:
-                    raise RespError(f"no line end within {MAX_LINE_LENGTH} bytes")
+                pending = len(buffer) - position
+                if pending:
+                    first = buffer[position]
+                    if first in (BULK, ARRAY, INTEGER):
+                        if pending > MAX_HEADER_LENGTH:
+                            raise RespError("no line end within the length limit")
+                    elif first in (SIMPLE, ERROR):
+                        if pending > MAX_LINE_LENGTH:
+                            raise RespError("no line end within the line limit")
+                    else:
+                        raise RespError(f"unknown reply type byte 0x{first:02x}")
                 self._position = position
                 return INCOMPLETE
             prefix = buffer[position]

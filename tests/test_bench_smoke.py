@@ -25,7 +25,7 @@ def test_benchmark_runs_and_answers_match_across_clients(tmp_path: Path) -> None
     assert "answers match across clients" in completed.stdout
     report = json.loads(out.read_text())
     clients = report["loops"]["asyncio"]
-    assert {"levredis", "levredis[python]", "redis-py+hiredis", "redis-py", "coredis",
+    assert {"levredis", "redis-py+hiredis", "redis-py", "coredis",
             "valkey-glide"} <= set(clients), report.get("notes")
     assert len(clients["levredis"]) == 6
     assert report["peak_memory_ratio"]["levredis"] is not None

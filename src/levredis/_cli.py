@@ -24,7 +24,6 @@ from typing import Any, TextIO
 
 from ._client import Client, connect
 from ._errors import Error, NotFound, ServerError
-from ._hiredis import PARSER_ENV
 from ._resp import Reply, SimpleString
 
 HISTORY = Path.home() / ".levredis_history"
@@ -200,7 +199,6 @@ def interactive(loop: asyncio.AbstractEventLoop, client: Client,
 def main(argv: Sequence[str] | None = None) -> int:
     options = parser().parse_args(argv)
     raw = options.raw if options.raw is not None else not sys.stdout.isatty()
-    os.environ[PARSER_ENV] = "python"  # exact reply types for the output
     config = build_config(options)
     loop = asyncio.new_event_loop()
     try:

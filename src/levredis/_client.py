@@ -24,7 +24,6 @@ from ._errors import (
 )
 from ._protocol import RedisProtocol
 from ._resp import ARRAY, BULK, ERROR, INTEGER, SIMPLE, ArgumentError, Reply, encode_command
-from ._session import SUBSCRIBE_KINDS, command_name
 
 ReplyType = Literal["simple", "error", "integer", "bulk", "array"]
 
@@ -136,15 +135,13 @@ class Client:
             if isinstance(usable, Error):
                 return None, usable
             connection = usable
-        expected = connection.session.plan_command(args)
-        if expected.__class__ is not int:
-            return None, expected  # type: ignore[return-value]
-        batched = expected != 1 or connection.session.pubsub
-        if batched:
-            kinds = [SUBSCRIBE_KINDS.get(command_name(args[0]))]
-            future: asyncio.Future[Any] = connection.request_batch(data, [expected], kinds)
+        plan = connection.state.plan_command(args)
+        if plan is None:
+            future: asyncio.Future[Any] = connection.request(data)
+        elif plan.__class__ is UsageError:
+            return None, plan
         else:
-            future = connection.request(data)
+            future = connection.request_batch(data, 1, [plan])  # type: ignore[list-item]
         if self._timeout is None:
             value = await future
         else:
@@ -153,7 +150,7 @@ class Client:
                 value = await future
             finally:
                 handle.cancel()
-        if batched and not isinstance(value, Error):
+        if plan is not None and not isinstance(value, Error):
             value = value[0]  # the first reply is the command's own
         if value is None:
             return None, NOT_FOUND
@@ -185,14 +182,13 @@ class Client:
             if isinstance(usable, Error):
                 return None, usable
             connection = usable
-        session = connection.session
-        expects = session.plan_batch(commands)
-        if isinstance(expects, UsageError):
-            return None, expects
-        kinds = None
-        if session.pubsub:
-            kinds = [SUBSCRIBE_KINDS.get(command_name(args[0])) for args in commands]
-        future = connection.request_batch(b"".join(parts), expects, kinds)
+        plans = connection.state.plan_batch(commands)
+        if isinstance(plans, UsageError):
+            return None, plans
+        count = len(plans)
+        future = connection.request_batch(
+            b"".join(parts), count, None if plans.count(None) == count else plans
+        )
         if self._timeout is None:
             replies = await future
         else:
@@ -216,7 +212,9 @@ class Client:
         Typical use is pub/sub: ``cmd("SUBSCRIBE", "ch")``, then ``read()`` in a
         loop for ``["message", "ch", payload]``. A ``read()`` that times out
         before any byte of a value arrived returns ``(None, "timeout")`` and
-        the connection stays usable.
+        the connection stays usable. On a connection that is neither
+        subscribed nor monitoring, with nothing kept, nothing can arrive:
+        ``read()`` returns a ``UsageError`` at once.
         """
         if self._closed:
             return None, CLOSED
@@ -238,11 +236,11 @@ class Client:
             try:
                 item = await future
             except asyncio.CancelledError:
-                connection.forget_reader(future)
+                connection.dispatch.forget_reader(future)
                 if future.done() and not future.cancelled():
                     delivered = future.result()
                     if not isinstance(delivered, Error):
-                        connection.return_push(delivered)  # nothing is lost
+                        connection.dispatch.return_push(delivered)  # nothing is lost
                 raise
             finally:
                 if handle is not None:
@@ -278,7 +276,7 @@ class Client:
         dead = self._connection
         if dead.error is None:
             return dead
-        held = dead.session.unpoolable_reason()
+        held = dead.state.unpoolable_reason()
         _pool.release(dead, self._key, self._loop, keepalive=False)
         if held is not None:
             self._lost = NetworkError(

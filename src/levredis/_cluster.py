@@ -21,9 +21,11 @@ from typing import Any, Final
 
 from ._client import Client, ReadResult, connect, encode_pipeline
 from ._config import Config, parse_config
+from ._dispatch import NOTHING_TO_READ
 from ._errors import CLOSED, NOT_FOUND, ConfigError, Error, NetworkError, ServerError, UsageError
-from ._resp import ArgumentError, Reply, encode_command
-from ._slots import CommandTable, SlotMap, as_bytes, key_slot, name_of
+from ._resp import ArgumentError, Reply, argument_bytes, encode_command
+from ._slots import CommandTable, SlotMap, key_slot, name_of
+from ._state import SUBSCRIBE_COMMANDS
 
 log: Final = logging.getLogger("levredis")
 
@@ -218,7 +220,7 @@ class ClusterClient:
         found, err = await node.cmd("COMMAND", "GETKEYS", *args)
         if err is not None:
             return [] if "no key arguments" in err else err
-        return [as_bytes(k) for k in found] if isinstance(found, list) else []
+        return [argument_bytes(k) for k in found] if isinstance(found, list) else []
 
     # -- commands -------------------------------------------------------------
 
@@ -231,8 +233,7 @@ class ClusterClient:
         except ArgumentError as exc:
             return None, UsageError(str(exc))
         name = name_of(args[0])
-        if name in ("subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe",
-                    "sunsubscribe"):
+        if name.upper() in SUBSCRIBE_COMMANDS:
             return await self._subscribe(name, args)
         keys = await self._keys_of(args)
         if isinstance(keys, Error):
@@ -373,7 +374,7 @@ class ClusterClient:
     async def _subscribe(self, name: str, args: Sequence[object]) -> tuple[Reply, Error | None]:
         if self._subscriber is None:
             if name.startswith("s") and len(args) > 1:
-                address = self._slots.primaries[key_slot(as_bytes(args[1]))]
+                address = self._slots.primaries[key_slot(argument_bytes(args[1]))]
             else:
                 nodes = self._slots.nodes()
                 address = nodes[0] if nodes else None
@@ -391,7 +392,7 @@ class ClusterClient:
         if self._closed:
             return None, CLOSED
         if self._subscriber is None:
-            return None, UsageError("nothing to read: subscribe first (SUBSCRIBE/SSUBSCRIBE)")
+            return None, NOTHING_TO_READ
         return await self._subscriber.read()
 
     async def close(self, no_keepalive: bool = False) -> bool:

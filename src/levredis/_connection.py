@@ -55,7 +55,7 @@ async def open_connection(
         async with asyncio.timeout(config.timeout):
             context = tls_context(config)
             _, connection = await loop.create_connection(
-                lambda: RedisProtocol(loop, config.db, config.decode),
+                lambda: RedisProtocol(loop, config.db, config.decode, config.auth is not None),
                 config.host,
                 config.port,
                 ssl=context,
@@ -67,7 +67,7 @@ async def open_connection(
                     log.debug("handshake %s: %s", config.describe(),
                               " + ".join(str(c[0]) for c in commands))
                 data = b"".join(encode_command(command) for command in commands)
-                replies = await connection.request_batch(data, [1] * len(commands), None)
+                replies = await connection.request_batch(data, len(commands), None)
                 if isinstance(replies, Error):
                     raise _Failed(replies)
                 for reply in replies:
@@ -92,7 +92,7 @@ async def ping(connection: RedisProtocol, limit: float) -> bool:
     """True when the connection answers PING within ``limit`` seconds."""
     if connection.error is not None:
         return False
-    future = connection.request(b"*1\r\n$4\r\nPING\r\n")
+    future = connection.ping()
     handle = connection.loop.call_later(limit, connection.time_out, future)
     try:
         reply = await future

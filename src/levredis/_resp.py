@@ -16,7 +16,6 @@ hands back complete replies one at a time, keeping partial ones across feeds::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import repeat
 from typing import Final, Union, cast
 
 from ._errors import ServerError
@@ -39,8 +38,12 @@ MAX_BULK_LENGTH: Final = 512 * 1024 * 1024
 #: No element count a real server sends comes near this; a larger one is a
 #: corrupt stream.
 MAX_ARRAY_LENGTH: Final = 2**32 - 1
-#: A header or simple line longer than this without CRLF is a corrupt stream.
-MAX_LINE_LENGTH: Final = 1024 * 1024
+#: A length or integer line longer than this without CRLF is a corrupt stream
+#: (a signed 64-bit integer has at most 20 characters).
+MAX_HEADER_LENGTH: Final = 64
+#: Simple strings and errors have no announced length; Redis can send long
+#: ones (from Lua, say). Their bound is the bulk string's.
+MAX_LINE_LENGTH: Final = MAX_BULK_LENGTH
 
 _SURROGATE: Final = "surrogateescape"
 
@@ -75,35 +78,62 @@ _BULK_HEADERS: Final = tuple(b"$%d" % n for n in range(512))
 _ARRAY_HEADERS: Final = tuple(b"*%d" % n for n in range(64))
 
 
-def _argument_bytes(arg: object, position: int) -> bytes:
-    """One argument as bytes; the slow path for anything but str and bytes."""
-    if isinstance(arg, (bool, type(None))):
-        # True/None are almost always a bug; sending "True" or "None" would
-        # silently store the wrong data. The value itself is never echoed.
+def argument_bytes(arg: object) -> bytes:
+    """One command argument as the bytes sent on the wire; raises ``ArgumentError``.
+
+    The one conversion every layer uses: the encoder, the session state
+    machine (command names, SELECT's db) and the cluster's key hashing.
+    ``str`` is UTF-8 (``surrogateescape``, so a value read back and sent
+    again is byte-identical), ``int`` and ``float`` their decimal text,
+    bytes-like objects as they are. The value itself is never put in a
+    message: it may be a secret.
+    """
+    kind = type(arg)
+    try:
+        if kind is str:
+            return arg.encode("utf-8", _SURROGATE)  # type: ignore[attr-defined, no-any-return]
+        if kind is bytes:
+            return arg  # type: ignore[return-value]
+        if isinstance(arg, (bool, type(None))):
+            # True/None are almost always a bug; sending "True" or "None"
+            # would silently store the wrong data.
+            raise ArgumentError(
+                f"is {arg!r}: send str, bytes, int or float "
+                "(write 1/0 or 'true'/'false' explicitly)"
+            )
+        if isinstance(arg, str):
+            return arg.encode("utf-8", _SURROGATE)
+        if isinstance(arg, (bytes, bytearray, memoryview)):
+            return bytes(arg)
+        if isinstance(arg, int):
+            return b"%d" % arg
+        if isinstance(arg, float):
+            return repr(arg).encode("ascii")
+    except UnicodeEncodeError as exc:
         raise ArgumentError(
-            f"argument {position} is {arg!r}: send str, bytes, int or float "
-            "(write 1/0 or 'true'/'false' explicitly)"
-        )
-    if isinstance(arg, str):
-        return arg.encode("utf-8", _SURROGATE)
-    if isinstance(arg, (bytes, bytearray, memoryview)):
-        return bytes(arg)
-    if isinstance(arg, int):
-        return b"%d" % arg
-    if isinstance(arg, float):
-        return repr(arg).encode("ascii")
-    raise ArgumentError(
-        f"argument {position} has type {type(arg).__name__}: "
-        "send str, bytes, int or float"
-    )
+            f"is a str that cannot be encoded as UTF-8 (a lone surrogate at "
+            f"position {exc.start}, often from json.loads of broken input)"
+        ) from None
+    except ValueError:
+        if isinstance(arg, int):
+            raise ArgumentError("is an int with too many digits to send") from None
+        raise ArgumentError("is a released memoryview") from None
+    raise ArgumentError(f"has type {kind.__name__}: send str, bytes, int or float")
+
+
+def command_name(arg: object) -> str:
+    """A command or subcommand name as upper-case text ("" when it is no name at all)."""
+    try:
+        return argument_bytes(arg).decode("utf-8", "replace").upper()
+    except ArgumentError:
+        return ""
 
 
 def encode_command(args: Sequence[object]) -> bytes:
     """Encode one command as a RESP array of bulk strings.
 
-    ``str`` is sent as UTF-8 (with ``surrogateescape``, so a value read back
-    and sent again is byte-identical), ``int`` and ``float`` by their decimal
-    text. ``None``, ``bool`` and other types raise ``ArgumentError``.
+    Each argument is converted by ``argument_bytes``; a bad one raises
+    ``ArgumentError`` naming its position.
 
     >>> encode_command(["GET", "k"])
     b'*2\\r\\n$3\\r\\nGET\\r\\n$1\\r\\nk\\r\\n'
@@ -114,28 +144,44 @@ def encode_command(args: Sequence[object]) -> bytes:
     # Every piece of a command is followed by CRLF: join them with it.
     parts = [_ARRAY_HEADERS[count] if count < 64 else b"*%d" % count]
     append = parts.append
-    for position, arg in enumerate(args, 1):
-        # Exact type checks first: the common cases, without isinstance chains.
-        if type(arg) is str:
-            data = arg.encode("utf-8", _SURROGATE)
-        elif type(arg) is bytes:
-            data = arg
-        elif type(arg) is int:
-            data = b"%d" % arg
-        else:
-            data = _argument_bytes(arg, position)
-        size = len(data)
-        append(_BULK_HEADERS[size] if size < 512 else b"$%d" % size)
-        append(data)
+    position = 0
+    try:
+        for position, arg in enumerate(args, 1):  # noqa: B007 (named in the error)
+            # Exact type checks first: the common cases, without isinstance chains.
+            if type(arg) is str:
+                data = arg.encode("utf-8", _SURROGATE)
+            elif type(arg) is bytes:
+                data = arg
+            elif type(arg) is int:
+                data = b"%d" % arg
+            else:
+                data = argument_bytes(arg)
+            size = len(data)
+            append(_BULK_HEADERS[size] if size < 512 else b"$%d" % size)
+            append(data)
+    except (ArgumentError, UnicodeEncodeError, ValueError):
+        try:
+            argument_bytes(args[position - 1])
+        except ArgumentError as exc:
+            raise ArgumentError(f"argument {position} {exc}") from None
+        raise  # not reached: the slow path refuses what the fast one did
     append(b"")
     return b"\r\n".join(parts)
 
 
 def _parse_length(text: bytes, what: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise RespError(f"invalid {what} {bytes(text[:40])!r}") from None
+    """A decimal integer as Redis writes it: an optional minus, then digits.
+
+    ``int()`` alone would also take spaces, ``+`` and ``_``, which no server
+    sends; a reply is either exactly well-formed or refused.
+    """
+    digits = text[1:] if text[:1] == b"-" else text
+    if not digits.isdigit() or len(digits) > 19:  # bytes.isdigit is ASCII only
+        raise RespError(f"invalid {what} {bytes(text[:40])!r}")
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise RespError(f"invalid {what} {bytes(text[:40])!r} (out of 64-bit range)")
+    return value
 
 
 #: Header line → length, for the bulk strings almost every reply is made of.
@@ -145,6 +191,22 @@ _ARRAY_LENGTHS: Final = {b"*%d" % n: n for n in range(1024)}
 #: buffer, instead of being split into lines and joined again.
 BIG_BULK: Final = 256 * 1024
 _NEED_MORE: Final = _Incomplete()
+
+
+def check_pending_line(line: bytes) -> None:
+    """Refuse the start of a line that can no longer become a valid reply line."""
+    prefix = line[0]
+    if prefix in _HEADER_PREFIXES:
+        if len(line) > MAX_HEADER_LENGTH:
+            raise RespError(f"no line end within {MAX_HEADER_LENGTH} bytes of a length")
+    elif prefix in (SIMPLE, ERROR):
+        if len(line) > MAX_LINE_LENGTH:
+            raise RespError(f"no line end within {MAX_LINE_LENGTH} bytes")
+    else:
+        raise RespError(f"unknown reply type byte 0x{prefix:02x} ({chr(prefix)!r})")
+
+
+_HEADER_PREFIXES: Final = frozenset({BULK, ARRAY, INTEGER})
 
 
 class Parser:
@@ -287,8 +349,8 @@ class Parser:
             if value is _NEED_MORE:
                 if index >= len(lines):
                     self._index = index
-                    if len(self._tail) > MAX_LINE_LENGTH:
-                        raise RespError(f"no line end within {MAX_LINE_LENGTH} bytes")
+                    if self._tail:
+                        check_pending_line(self._tail)
                     return INCOMPLETE
                 line = lines[index]
                 if not line:
@@ -350,8 +412,13 @@ class Parser:
                             heads = lines[index:end:2]
                             datas = lines[index + 1 : end : 2]
                             if list(map(_BULK_LENGTHS.get, heads)) == list(map(len, datas)):
+                                # No element holds CRLF (each is exactly one line),
+                                # and UTF-8 never folds an ASCII byte into another
+                                # character: decoding them joined, then splitting,
+                                # gives each one's text, in one decode.
                                 value = (
-                                    list(map(str, datas, repeat("utf-8"), repeat(_SURROGATE)))
+                                    cast("list[Reply]", b"\r\n".join(datas)
+                                         .decode("utf-8", _SURROGATE).split("\r\n"))
                                     if decode
                                     else cast("list[Reply]", datas)
                                 )

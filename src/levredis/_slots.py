@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from ._resp import Reply
+from ._resp import Reply, argument_bytes, command_name
 
 SLOTS: Final = 16384
 
@@ -51,20 +51,9 @@ def key_slot(key: bytes) -> int:
     return crc16(key) % SLOTS
 
 
-def as_bytes(arg: object) -> bytes:
-    """An argument as the bytes it is sent as."""
-    if isinstance(arg, bytes):
-        return arg
-    if isinstance(arg, str):
-        return arg.encode("utf-8", "surrogateescape")
-    if isinstance(arg, (bytearray, memoryview)):
-        return bytes(arg)
-    return str(arg).encode()
-
-
 def name_of(arg: object) -> str:
-    """A command or subcommand name, lowercased."""
-    return as_bytes(arg).decode("utf-8", "replace").lower()
+    """A command or subcommand name, lowercased, as ``COMMAND`` lists it."""
+    return command_name(arg).lower()
 
 
 class CommandTable:
@@ -107,7 +96,7 @@ class CommandTable:
         if first <= 0:
             return []
         end = len(args) + last if last < 0 else last
-        return [as_bytes(args[i]) for i in range(first, min(end, len(args) - 1) + 1, step)]
+        return [argument_bytes(args[i]) for i in range(first, min(end, len(args) - 1) + 1, step)]
 
     def __bool__(self) -> bool:
         return bool(self._specs)

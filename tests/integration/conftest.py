@@ -16,14 +16,3 @@ async def client(redis_server: RedisServer) -> AsyncIterator[levredis.Client]:
     await connected.cmd("FLUSHDB")
     yield connected
     await connected.close(no_keepalive=True)
-
-
-@pytest.fixture(params=["python", "hiredis"], autouse=True)
-def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every integration test runs with the pure parser and with hiredis."""
-    from levredis import _hiredis
-
-    if request.param == "hiredis":
-        assert _hiredis.hiredis is not None, "hiredis is a test dependency: pip install hiredis"
-    monkeypatch.setenv("LEVREDIS_PARSER", request.param)
-    return str(request.param)

@@ -225,11 +225,11 @@ DIRTY = [
     [["CLIENT", "SETNAME", "dirty"]],
     [["HELLO", "2", "SETNAME", "dirty"]],
     [["AUTH", ALICE[0], ALICE[1]]],
-    [["RESET"]],
+    [["SELECT", "3"], ["RESET"], ["SELECT", "3"]],
 ]
 
 
-@pytest.mark.parametrize("commands", DIRTY, ids=lambda c: " ".join(c[0][:2]))
+@pytest.mark.parametrize("commands", DIRTY, ids=lambda c: " + ".join(str(a[0]) for a in c))
 async def test_a_connection_left_in_session_state_is_not_pooled(
     acl_server: RedisServer, commands: list[list[object]]
 ) -> None:
@@ -368,7 +368,9 @@ async def test_tls_connections_are_pooled_per_context(
 async def test_a_connection_whose_read_timed_out_is_not_pooled(redis_server: RedisServer) -> None:
     a = await connect({"host": "127.0.0.1", "port": redis_server.port, "timeout": 0.05})
     first = await client_id(a)
+    await a.cmd("SUBSCRIBE", "quiet")
     assert await a.read() == (None, "timeout")
+    await a.cmd("UNSUBSCRIBE")
     await a.close()
     b = await connect({"host": "127.0.0.1", "port": redis_server.port, "timeout": 0.05})
     assert await client_id(b) != first

@@ -16,17 +16,23 @@ async def connect(address: str, **extra: object) -> levredis.Client:
     return client
 
 
+SUBSCRIBED_TO_X = b"*3\r\n$9\r\nsubscribe\r\n$1\r\nx\r\n:1\r\n"
+
+
 async def test_read_tags_every_type_exactly() -> None:
+    # Once subscribed, whatever no command owes is a push, tagged as it was sent.
     unsolicited = (b"+OK\r\n$2\r\nOK\r\n:5\r\n-ERR nope\r\n$-1\r\n*-1\r\n"
                    b"*3\r\n$1\r\na\r\n$-1\r\n-E inner\r\n")
 
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(unsolicited)
+        await read_command(reader)
+        writer.write(SUBSCRIBED_TO_X + unsolicited)
         await writer.drain()
         await reader.read()
 
     async with FakePeer(script) as peer:
         client = await connect(peer.address, timeout=2)
+        assert await client.cmd("SUBSCRIBE", "x") == (["subscribe", "x", 1], None)
         got = [await client.read() for _ in range(7)]
         assert got == [
             ({"type": "simple", "value": "OK"}, None),
@@ -155,12 +161,14 @@ async def test_read_timeout_before_any_byte_keeps_the_connection(redis_server: R
 
 async def test_read_timeout_mid_value_closes_the_connection() -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"*2\r\n$5\r\nhel")  # and nothing more
-        await writer.drain()
+        await read_command(reader)
+        writer.write(SUBSCRIBED_TO_X + b"*3\r\n$7\r\nmessage\r\n$1\r\nx\r\n$5\r\nhel")
+        await writer.drain()  # and nothing more
         await reader.read()
 
     async with FakePeer(script) as peer:
-        client = await connect(peer.address, timeout=0.1)
+        client = await connect(peer.address, timeout=0.3)
+        assert (await client.cmd("SUBSCRIBE", "x"))[1] is None
         assert await client.read() == (None, "timeout")
         value, err = await client.read()
         assert value is None and err == "timeout"  # closed: the error stays
@@ -184,12 +192,12 @@ async def test_cancelled_read_loses_no_message(redis_server: RedisServer) -> Non
 async def test_read_on_a_closed_peer_returns_the_error() -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_command(reader)
-        writer.write(b"+OK\r\n")
+        writer.write(SUBSCRIBED_TO_X)
         await writer.drain()
 
     async with FakePeer(script) as peer:
         client = await connect(peer.address, timeout=2)
-        assert await client.cmd("SUBSCRIBE", "x") == ("OK", None)
+        assert await client.cmd("SUBSCRIBE", "x") == (["subscribe", "x", 1], None)
         value, err = await client.read()
         assert value is None and isinstance(err, levredis.NetworkError)
         await client.close()

@@ -1,0 +1,179 @@
+"""Where each parsed reply goes: the caller at the head of the FIFO, or ``read()``.
+
+No socket here: replies are handed in one at a time (``route``), in the order
+the server sent them, and resolve the callers' futures in the order their
+commands were written — so a reply can only ever reach the caller that sent
+its command. A caller that gives up (cancellation) keeps its place in the
+FIFO: its reply is read and dropped. Replies no command owes (published
+messages, MONITOR lines, the extra confirmations of ``SUBSCRIBE a b c``) are
+kept, in order, for ``read()``; which is which, the session state decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from typing import Final
+
+from ._errors import Error, UsageError
+from ._resp import Reply, RespError
+from ._state import Plan, SessionState
+
+#: A reply kept for ``read()``: its type byte and its value.
+Push = tuple[int, Reply]
+
+#: What ``read()`` gets when nothing can arrive that no command asked for.
+NOTHING_TO_READ: Final = UsageError(
+    "nothing to read: read() returns what no command asked for (pub/sub messages "
+    "after SUBSCRIBE, MONITOR output), and this connection is neither subscribed "
+    "nor monitoring"
+)
+
+
+class UnsolicitedReply(RespError):
+    """A reply arrived that no command asked for, outside pub/sub and MONITOR."""
+
+
+class Batch:
+    """The waiter of a pipeline, or of a command with a ``Plan``.
+
+    ``plans[i]`` is None for a plain command (one reply), or the ``Plan`` of a
+    stateful one; ``plans`` is None when every command is plain. The first
+    reply of each command is its result; the others a plan owes (SUBSCRIBE a b
+    c confirms each channel) go to ``read()``.
+    """
+
+    __slots__ = ("_index", "count", "future", "plans", "results")
+
+    def __init__(
+        self, future: asyncio.Future[list[Reply] | Error], count: int,
+        plans: list[Plan | None] | None,
+    ) -> None:
+        self.future = future
+        self.count = count
+        self.plans = plans
+        self.results: list[Reply] = []
+        self._index = 0
+
+    def plan(self) -> Plan | None:
+        """The plan of the command whose replies come next."""
+        return self.plans[self._index] if self.plans is not None else None
+
+    def add(self, value: Reply, kind: int, dispatcher: Dispatcher) -> bool:
+        """Take one reply; True when the batch is complete."""
+        plans = self.plans
+        if plans is None:
+            self.results.append(value)
+            if len(self.results) < self.count:
+                return False
+        else:
+            plan = plans[self._index]
+            if plan is None:
+                self.results.append(value)
+                self._index += 1
+            else:
+                if plan.seen == 0:
+                    self.results.append(value)
+                else:
+                    dispatcher.push(kind, value)
+                if dispatcher.state.take_reply(plan, value):
+                    self._index += 1
+                dispatcher.check_listening()
+            if self._index < self.count:
+                return False
+        if not self.future.done():
+            self.future.set_result(self.results)
+        return True
+
+
+class Dispatcher:
+    """The FIFO of callers waiting for replies, and the replies kept for ``read()``."""
+
+    __slots__ = ("pushes", "readers", "state", "waiters")
+
+    def __init__(self, state: SessionState) -> None:
+        self.state = state
+        self.waiters: deque[asyncio.Future[Reply] | Batch] = deque()
+        self.pushes: deque[Push] = deque()
+        self.readers: deque[asyncio.Future[Push | Error]] = deque()
+
+    def route(self, value: Reply, kind: int) -> None:
+        """Hand one parsed reply to its owner; raises ``UnsolicitedReply``."""
+        waiters = self.waiters
+        state = self.state
+        if state.listening:
+            head = waiters[0] if waiters else None
+            plan = head.plan() if isinstance(head, Batch) else None
+            if state.is_push(value, plan) or head is None:
+                self.push(kind, value)
+                if not state.listening:  # the server unsubscribed us on its own
+                    self.check_listening()
+                return
+        elif not waiters:
+            raise UnsolicitedReply("a reply arrived that no command asked for")
+        waiter = waiters[0]
+        if type(waiter) is Batch:
+            if waiter.add(value, kind, self):
+                waiters.popleft()
+        else:
+            waiters.popleft()
+            if not waiter.done():  # type: ignore[union-attr]  # a cancelled caller's is dropped
+                waiter.set_result(value)  # type: ignore[union-attr]
+
+    # -- pushes and read() ---------------------------------------------------
+
+    def push(self, kind: int, value: Reply) -> None:
+        """Keep a reply nobody waits for, or give it to a waiting ``read()``."""
+        readers = self.readers
+        while readers:
+            reader = readers.popleft()
+            if not reader.done():
+                reader.set_result((kind, value))
+                return
+        self.pushes.append((kind, value))
+
+    def check_listening(self) -> None:
+        """Tell waiting readers when nothing more can arrive for them."""
+        if self.readers and not self.state.pushes_possible:
+            self._fail_readers(NOTHING_TO_READ)
+
+    def take_push(self) -> Push | None:
+        return self.pushes.popleft() if self.pushes else None
+
+    def return_push(self, push: Push) -> None:
+        """Put back a push whose reader was cancelled after receiving it."""
+        self.pushes.appendleft(push)
+
+    def wait_push(self, future: asyncio.Future[Push | Error]) -> None:
+        """Make ``future`` get the next push (or why none can come)."""
+        if not self.state.pushes_possible:
+            future.set_result(NOTHING_TO_READ)
+        else:
+            self.readers.append(future)
+
+    def forget_reader(self, future: asyncio.Future[Push | Error]) -> None:
+        with contextlib.suppress(ValueError):
+            self.readers.remove(future)
+
+    # -- failure -----------------------------------------------------------------
+
+    def fail(self, error: Error) -> None:
+        """Every waiting caller and reader gets ``error``."""
+        waiters = self.waiters
+        while waiters:
+            waiter = waiters.popleft()
+            future = waiter.future if isinstance(waiter, Batch) else waiter
+            if not future.done():
+                future.set_result(error)
+        self._fail_readers(error)
+
+    def _fail_readers(self, error: Error) -> None:
+        readers = self.readers
+        while readers:
+            reader = readers.popleft()
+            if not reader.done():
+                reader.set_result(error)
+
+
+__all__ = ["NOTHING_TO_READ", "Batch", "Dispatcher", "Push", "UnsolicitedReply"]

@@ -1,0 +1,358 @@
+"""One connection's session state: a state machine fed by both directions.
+
+Sans-I/O, like the codec. Commands are shown to it as they are about to be
+written (``plan_command``/``plan_batch``): it refuses the ones that would make
+replies impossible to match, and says what each one expects back. Replies are
+shown to it as they are parsed (``is_push``, ``take_reply``): the server's
+answers, and nothing else, move the session's state — subscriptions, MULTI,
+WATCH, MONITOR, the selected db, RESET, and whether the connection still is
+what its pool key promises.
+
+States, as the server sees them::
+
+    request ── SUBSCRIBE confirmed ──> subscribed ── last UNSUBSCRIBE confirmed ──> request
+       │  └── MULTI +OK ──> in MULTI ── EXEC/DISCARD reply ──> request
+       └── MONITOR +OK ──> monitor (for the connection's life)
+    any ── +RESET ──> request, no subscription, db 0, not authenticated
+
+Only ``plan_*`` keeps predictions (MULTI or MONITOR sent but not answered):
+they decide refusals, never where a reply goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from ._errors import ServerError, UsageError
+from ._resp import Reply, argument_bytes, command_name
+
+# -- the pub/sub vocabulary (the one place it lives) ---------------------------
+
+#: Subscribe-family command → (the subscription set it changes, whether it adds).
+SUBSCRIBE_COMMANDS: Final = {
+    "SUBSCRIBE": ("subscribe", True),
+    "PSUBSCRIBE": ("psubscribe", True),
+    "SSUBSCRIBE": ("ssubscribe", True),
+    "UNSUBSCRIBE": ("subscribe", False),
+    "PUNSUBSCRIBE": ("psubscribe", False),
+    "SUNSUBSCRIBE": ("ssubscribe", False),
+}
+#: Confirmation word → (the subscription set it changes, whether it adds).
+CONFIRMATIONS: Final = {name.lower(): target for name, target in SUBSCRIBE_COMMANDS.items()}
+#: First element of a published message, per subscription kind.
+MESSAGE_KINDS: Final = frozenset(
+    {"message", "pmessage", "smessage", b"message", b"pmessage", b"smessage"}
+)
+
+#: Expected replies of an UNSUBSCRIBE-family command without arguments: one
+#: per current subscription of that kind, known only when its turn comes.
+ONE_PER_SUBSCRIPTION: Final = -1
+
+# Commands whose effect outlives the command itself. Anything else is plain:
+# one command, one reply, no session state.
+_STATEFUL: Final = frozenset(
+    {"SELECT", "AUTH", "HELLO", "CLIENT", "MULTI", "EXEC", "DISCARD", "WATCH",
+     "UNWATCH", "MONITOR", "RESET", "QUIT", "READONLY", "READWRITE"}
+    | set(SUBSCRIBE_COMMANDS)
+)
+# CLIENT subcommands that leave the session as it was.
+_CLIENT_HARMLESS: Final = frozenset(
+    {"ID", "INFO", "LIST", "GETNAME", "KILL", "PAUSE", "UNPAUSE", "UNBLOCK",
+     "GETREDIR", "TRACKINGINFO", "HELP", "NO-EVICT", "NO-TOUCH"}
+)
+
+_MONITOR_MODE: Final = UsageError("the connection is in MONITOR mode: use read()")
+
+
+class Plan:
+    """What one stateful command expects back, and what its replies do."""
+
+    __slots__ = ("argument", "kind", "name", "owed", "queued", "seen")
+
+    def __init__(self, name: str, owed: int, queued: bool, argument: int | None = None) -> None:
+        #: The command's upper-case name.
+        self.name = name
+        #: Replies the server sends for it (``ONE_PER_SUBSCRIPTION``: decided on its turn).
+        self.owed = owed
+        #: Sent inside MULTI: answered QUEUED now, takes effect at EXEC.
+        self.queued = queued
+        #: SELECT's db.
+        self.argument = argument
+        #: Its confirmation word, for a subscribe-family command.
+        self.kind = name.lower() if name in SUBSCRIBE_COMMANDS and not queued else None
+        #: Replies taken so far.
+        self.seen = 0
+
+
+class SessionState:
+    """The session of one connection, moved by what is sent and what comes back."""
+
+    __slots__ = (
+        "_monitor_sent",
+        "_multi_sent",
+        "_push_plans",
+        "authenticated",
+        "current_db",
+        "db",
+        "dirty",
+        "in_multi",
+        "listening",
+        "monitor",
+        "subscriptions",
+        "watching",
+    )
+
+    def __init__(self, db: int, authenticated: bool = False) -> None:
+        #: The db the pool key promises, and the one the server has selected.
+        self.db = db
+        self.current_db = db
+        #: The pool key's connections log in (RESET logs out).
+        self.authenticated = authenticated
+        #: Why the session differs from what its pool key promises, or None.
+        self.dirty: str | None = None
+        self.in_multi = False
+        self.watching = False
+        self.monitor = False
+        #: The server's subscription sets, from its confirmations.
+        self.subscriptions: dict[str, set[Reply]] = {
+            "subscribe": set(), "psubscribe": set(), "ssubscribe": set(),
+        }
+        #: Subscribed or monitoring: replies may be pushes (kept for read()).
+        self.listening = False
+        # Predictions from what was sent, for refusals only.
+        self._multi_sent = False
+        self._monitor_sent = False
+        self._push_plans = 0
+
+    # -- what is sent -----------------------------------------------------------
+
+    def plan_command(self, args: Sequence[object]) -> Plan | UsageError | None:
+        """Record one command as about to be sent.
+
+        None for a plain command (one reply, no state), a ``Plan`` for a
+        stateful one, or the ``UsageError`` that refuses it: a refused command
+        changes nothing and must not be sent.
+        """
+        if self._monitor_sent:
+            return _MONITOR_MODE
+        first = args[0]
+        name = first.upper() if type(first) is str else command_name(first)
+        if name not in _STATEFUL:
+            return None
+        return self._plan(name, args)
+
+    def plan_batch(self, commands: Sequence[Sequence[object]]) -> list[Plan | None] | UsageError:
+        """``plan_command`` for a pipeline: all are accepted, or none."""
+        saved = (self._multi_sent, self._monitor_sent, self._push_plans)
+        plans: list[Plan | None] = []
+        for args in commands:
+            plan = self.plan_command(args)
+            if plan.__class__ is UsageError:
+                self._multi_sent, self._monitor_sent, self._push_plans = saved
+                if plan is _MONITOR_MODE and not saved[1]:
+                    return UsageError("MONITOR must be the last command of a pipeline")
+                return plan
+            plans.append(plan)  # type: ignore[arg-type]
+        return plans
+
+    def _plan(self, name: str, args: Sequence[object]) -> Plan | UsageError | None:
+        refusal = self._refusal(name, args)
+        if refusal is not None:
+            return refusal
+        if name == "CLIENT" and _client_harmless(args):
+            return None
+        if self._multi_sent and name not in ("EXEC", "DISCARD", "RESET", "MULTI", "WATCH",
+                                              "QUIT"):
+            return Plan(name, 1, queued=True)
+        if name in SUBSCRIBE_COMMANDS:
+            self._push_plans += 1
+            if len(args) > 1:
+                return Plan(name, len(args) - 1, queued=False)
+            if SUBSCRIBE_COMMANDS[name][1]:
+                return Plan(name, 1, queued=False)  # an arity error
+            return Plan(name, ONE_PER_SUBSCRIPTION, queued=False)
+        if name == "MULTI":
+            self._multi_sent = True
+        elif name in ("EXEC", "DISCARD", "RESET"):
+            self._multi_sent = False
+        elif name == "MONITOR":
+            self._monitor_sent = True
+            self._push_plans += 1
+        elif name == "SELECT" and len(args) == 2:
+            return Plan(name, 1, queued=False, argument=_db_number(args[1]))
+        return Plan(name, 1, queued=False)
+
+    def _refusal(self, name: str, args: Sequence[object]) -> UsageError | None:
+        """Why a command must not be sent at all, or None."""
+        if name in SUBSCRIBE_COMMANDS or name == "MONITOR":
+            if self._multi_sent:
+                return UsageError(
+                    f"{name} inside MULTI is refused: its answer would come inside "
+                    "EXEC's reply and the connection would start receiving pushes "
+                    "nobody asked for; send it outside the transaction"
+                )
+        elif name == "CLIENT" and len(args) >= 3 and command_name(args[1]) == "REPLY":
+            mode = command_name(args[2])
+            if mode in ("OFF", "SKIP"):
+                return UsageError(
+                    f"CLIENT REPLY {mode} is not supported: without replies, "
+                    "levredis could not match replies to callers"
+                )
+        elif name == "HELLO" and len(args) >= 2 and command_name(args[1]) != "2":
+            return UsageError("levredis speaks RESP2: only HELLO 2 is supported")
+        return None
+
+    # -- what comes back -----------------------------------------------------------
+
+    def is_push(self, value: Reply, plan: Plan | None) -> bool:
+        """Whether a reply, received while ``listening``, is a push, not ``plan``'s reply.
+
+        Published messages always are; a subscription confirmation is unless
+        the command at the head of the queue owes that very confirmation (the
+        server also unsubscribes on its own, as when a shard channel's slot
+        moves). A push confirmation still moves the subscription sets.
+        """
+        if self.monitor:
+            return True
+        if value.__class__ is not list or not value:
+            return False
+        word = value[0]
+        if word in MESSAGE_KINDS:
+            return True
+        if isinstance(word, bytes):
+            word = word.decode("ascii", "replace")
+        if word not in CONFIRMATIONS:
+            return False
+        if plan is not None and plan.kind == word:
+            return False
+        self._confirm(value)
+        return True
+
+    def take_reply(self, plan: Plan, value: Reply) -> bool:
+        """Apply one reply of ``plan``'s command; True once it owes no more."""
+        plan.seen += 1
+        is_error = value.__class__ is ServerError
+        if plan.kind is not None:
+            if plan.owed == ONE_PER_SUBSCRIPTION:
+                target = SUBSCRIBE_COMMANDS[plan.name][0]
+                plan.owed = max(1, len(self.subscriptions[target]))
+            if not is_error:
+                self._confirm(value)
+            if is_error or plan.seen >= plan.owed:
+                self._push_plans -= 1
+                return True
+            return False
+        if plan.queued:
+            if not is_error and value is not None:
+                self.dirty = self.dirty or f"{plan.name} inside MULTI"
+            return True
+        self._apply(plan, value, is_error)
+        return True
+
+    def _apply(self, plan: Plan, value: Reply, is_error: bool) -> None:
+        name = plan.name
+        if name in ("EXEC", "DISCARD"):
+            # Whatever the answer (results, NULL, EXECABORT), MULTI is over.
+            self.in_multi = self.watching = False
+        elif name == "MONITOR":
+            self._push_plans -= 1
+            if is_error:
+                self._monitor_sent = False
+            else:
+                self.monitor = self.listening = True
+        elif is_error:
+            return
+        elif name == "MULTI":
+            self.in_multi = True
+        elif name == "WATCH":
+            self.watching = True
+        elif name == "UNWATCH":
+            self.watching = False
+        elif name == "SELECT":
+            if plan.argument is None:
+                self.dirty = "SELECT changed the db"
+            else:
+                self.current_db = plan.argument
+        elif name == "RESET":
+            self._reset()
+        elif name == "CLIENT":
+            self.dirty = self.dirty or "CLIENT changed the session"
+        else:  # AUTH, HELLO, QUIT, READONLY, READWRITE
+            self.dirty = self.dirty or f"{name} changed the session"
+
+    def _reset(self) -> None:
+        """+RESET: the server's state of a new, unauthenticated connection on db 0."""
+        for channels in self.subscriptions.values():
+            channels.clear()
+        self.in_multi = self.watching = False
+        self.listening = self.monitor
+        self.current_db = 0
+        self.dirty = "RESET logged the connection out" if self.authenticated else None
+
+    def _confirm(self, value: Reply) -> None:
+        """Follow the server's subscription sets from one of its confirmations."""
+        if value.__class__ is not list or len(value) != 3:
+            return
+        word, channel, _ = value
+        if isinstance(word, bytes):
+            word = word.decode("ascii", "replace")
+        target = CONFIRMATIONS.get(word) if isinstance(word, str) else None
+        if target is None or not (channel is None or isinstance(channel, (str, bytes))):
+            return
+        channels = self.subscriptions[target[0]]
+        if target[1]:
+            channels.add(channel)
+        else:
+            channels.discard(channel)
+        self.listening = self.monitor or any(self.subscriptions.values())
+
+    # -- questions -------------------------------------------------------------------
+
+    @property
+    def pushes_possible(self) -> bool:
+        """Whether anything may still arrive that no command asked for."""
+        return self.listening or self._push_plans > 0
+
+    def unpoolable_reason(self) -> str | None:
+        """Why this session may not go back to the pool, or None."""
+        if self.dirty is not None:
+            return self.dirty
+        if self.monitor:
+            return "MONITOR"
+        if self.listening:
+            return "subscribed"
+        if self.in_multi:
+            return "inside MULTI"
+        if self.watching:
+            return "WATCH not ended"
+        if self.current_db != self.db:
+            return "SELECT changed the db"
+        return None
+
+
+def _client_harmless(args: Sequence[object]) -> bool:
+    """A CLIENT subcommand that leaves the session as it was."""
+    sub = command_name(args[1]) if len(args) > 1 else ""
+    mode = command_name(args[2]) if len(args) > 2 else ""
+    return sub in _CLIENT_HARMLESS or (sub, mode) == ("REPLY", "ON")
+
+
+def _db_number(arg: object) -> int | None:
+    """SELECT's argument as the server will read it, or None if it is no number."""
+    try:
+        text = argument_bytes(arg)
+    except Exception:  # the encoder refuses it before anything is sent
+        return None
+    digits = text[1:] if text[:1] == b"-" else text
+    return int(text) if digits.isdigit() and len(digits) < 20 else None
+
+
+__all__ = [
+    "CONFIRMATIONS",
+    "MESSAGE_KINDS",
+    "ONE_PER_SUBSCRIPTION",
+    "SUBSCRIBE_COMMANDS",
+    "Plan",
+    "SessionState",
+]

@@ -110,8 +110,14 @@ class Dispatcher:
                 if not state.listening:  # the server unsubscribed us on its own
                     self.check_listening()
                 return
-        elif not waiters:
-            raise UnsolicitedReply("a reply arrived that no command asked for")
+        else:
+            head = waiters[0] if waiters else None
+            if state.shard_history and state.is_stray_unsubscribe(
+                    value, head.plan() if isinstance(head, Batch) else None):
+                self.push(kind, value)
+                return
+            if head is None:
+                raise UnsolicitedReply("a reply arrived that no command asked for")
         waiter = waiters[0]
         if type(waiter) is Batch:
             if waiter.add(value, kind, self):

@@ -68,9 +68,12 @@ _MONITOR_MODE: Final = UsageError("the connection is in MONITOR mode: use read()
 class Plan:
     """What one stateful command expects back, and what its replies do."""
 
-    __slots__ = ("argument", "kind", "name", "owed", "queued", "seen")
+    __slots__ = ("argument", "channels", "kind", "name", "owed", "queued", "seen")
 
-    def __init__(self, name: str, owed: int, queued: bool, argument: int | None = None) -> None:
+    def __init__(
+        self, name: str, owed: int, queued: bool, argument: int | None = None,
+        channels: frozenset[bytes] | None = None,
+    ) -> None:
         #: The command's upper-case name.
         self.name = name
         #: Replies the server sends for it (``ONE_PER_SUBSCRIPTION``: decided on its turn).
@@ -81,8 +84,20 @@ class Plan:
         self.argument = argument
         #: Its confirmation word, for a subscribe-family command.
         self.kind = name.lower() if name in SUBSCRIBE_COMMANDS and not queued else None
+        #: The channels a subscribe-family command names (None: all of its kind).
+        self.channels = channels
         #: Replies taken so far.
         self.seen = 0
+
+    def owns(self, word: object, channel: object) -> bool:
+        """Whether a confirmation (``word``, ``channel``) answers this command."""
+        if self.kind != word:
+            return False
+        if self.channels is None:
+            return True
+        if isinstance(channel, str):
+            channel = channel.encode("utf-8", "surrogateescape")
+        return channel in self.channels
 
 
 class SessionState:
@@ -99,6 +114,7 @@ class SessionState:
         "in_multi",
         "listening",
         "monitor",
+        "shard_history",
         "subscriptions",
         "watching",
     )
@@ -120,6 +136,8 @@ class SessionState:
         }
         #: Subscribed or monitoring: replies may be pushes (kept for read()).
         self.listening = False
+        #: Shard channels were subscribed since the last RESET (see is_stray_unsubscribe).
+        self.shard_history = False
         # Predictions from what was sent, for refusals only.
         self._multi_sent = False
         self._monitor_sent = False
@@ -168,7 +186,8 @@ class SessionState:
         if name in SUBSCRIBE_COMMANDS:
             self._push_plans += 1
             if len(args) > 1:
-                return Plan(name, len(args) - 1, queued=False)
+                names = frozenset(argument_bytes(arg) for arg in args[1:])
+                return Plan(name, len(args) - 1, queued=False, channels=names)
             if SUBSCRIBE_COMMANDS[name][1]:
                 return Plan(name, 1, queued=False)  # an arity error
             return Plan(name, ONE_PER_SUBSCRIPTION, queued=False)
@@ -224,10 +243,25 @@ class SessionState:
             word = word.decode("ascii", "replace")
         if word not in CONFIRMATIONS:
             return False
-        if plan is not None and plan.kind == word:
+        if plan is not None and plan.owns(word, value[1] if len(value) > 1 else None):
             return False
         self._confirm(value)
         return True
+
+    def is_stray_unsubscribe(self, value: Reply, plan: Plan | None) -> bool:
+        """A shard channel's unsubscribe the server sent on its own, arriving late.
+
+        When the server drops a shard channel (its slot moved) just as the
+        client unsubscribes from it, RESP2 carries two identical
+        confirmations; once subscriptions are over, the second belongs to no
+        command and must not reach the next caller.
+        """
+        if value.__class__ is not list or len(value) != 3:
+            return False
+        word, channel, count = value
+        if word not in ("sunsubscribe", b"sunsubscribe") or count.__class__ is not int:
+            return False
+        return plan is None or not plan.owns("sunsubscribe", channel)
 
     def take_reply(self, plan: Plan, value: Reply) -> bool:
         """Apply one reply of ``plan``'s command; True once it owes no more."""
@@ -288,6 +322,7 @@ class SessionState:
         self.in_multi = self.watching = False
         self.listening = self.monitor
         self.current_db = 0
+        self.shard_history = False
         self.dirty = "RESET logged the connection out" if self.authenticated else None
 
     def _confirm(self, value: Reply) -> None:
@@ -303,6 +338,8 @@ class SessionState:
         channels = self.subscriptions[target[0]]
         if target[1]:
             channels.add(channel)
+            if target[0] == "ssubscribe":
+                self.shard_history = True
         else:
             channels.discard(channel)
         self.listening = self.monitor or any(self.subscriptions.values())

@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	@bash scripts/install-redis.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,hiredis,bench,docs]'
+	$(BIN)/pip install --quiet -e '.[test,bench,docs]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -26,7 +26,7 @@ test: lint
 stress: $(STAMP)
 	mkdir -p docs/stress
 	LEVREDIS_STRESS=1 LEVREDIS_FIGURES=docs/stress/latest.json $(BIN)/python -m pytest -q \
-	  -p no:randomly tests/unit/test_fuzz.py tests/integration/test_storm.py \
+	  -p no:randomly tests/unit/test_fuzz.py tests/unit/test_routing_fuzz.py tests/integration/test_storm.py \
 	  tests/integration/test_fault_matrix.py tests/soak
 
 bench: $(STAMP)

@@ -6,8 +6,9 @@ STAMP   = $(VENV)/.installed
 
 .PHONY: demo test lint stress bench docs package-check clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/levredis/_speedups.c
 	@bash scripts/install-redis.sh
+	@bash scripts/install-compiler.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,bench,docs]'

@@ -22,4 +22,6 @@ out="$(cd "$work" && "$work/venv/bin/levredis" -u "redis://127.0.0.1:$port" PING
 (cd "$work" && "$work/venv/bin/python" -c "import levredis, pathlib; assert (pathlib.Path(levredis.__file__).parent / 'py.typed').exists(); print('levredis', levredis.__version__, 'installed from the wheel: py.typed present, levredis PING -> PONG')")
 tar -tzf "$work"/dist/levredis-*.tar.gz > "$work/sdist.txt"
 grep -q "/LICENSE$" "$work/sdist.txt" || { echo "sdist lacks LICENSE"; exit 1; }
+grep -q "/src/levredis/_speedups.c$" "$work/sdist.txt" || { echo "sdist lacks the compiled parser's source"; exit 1; }
+(cd "$work" && "$work/venv/bin/python" -c "from levredis._resp import speedups_available; assert speedups_available(), 'the wheel lacks the compiled parser'; print('compiled parser present')")
 echo "sdist and wheel OK"

@@ -16,7 +16,7 @@ from typing import Final
 
 from ._dispatch import Batch, Dispatcher, Push
 from ._errors import TIMEOUT, Error, ProtocolError, error_from_exception
-from ._resp import INCOMPLETE, Parser, Reply, RespError
+from ._resp import INCOMPLETE, Reply, RespError, new_parser
 from ._state import Plan, SessionState
 
 _PING: Final = b"*1\r\n$4\r\nPING\r\n"
@@ -31,7 +31,7 @@ class RedisProtocol(asyncio.Protocol):
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         # One parser for the connection's life: strict, with exact type tags.
-        self.parser = Parser(decode)
+        self.parser = new_parser(decode)
         self.state = SessionState(db, authenticated)
         self.dispatch = Dispatcher(self.state)
         #: Set once the connection is unusable; every later call returns it.

@@ -15,10 +15,24 @@ hands back complete replies one at a time, keeping partial ones across feeds::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Final, Union, cast
+import os
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Union, cast
 
 from ._errors import ServerError
+
+_CompiledParse = Callable[[bytes, int, bool, type, int], tuple[list[tuple[int, Any]], int, int]]
+_compiled_parse: _CompiledParse | None
+try:
+    from ._speedups import NEED_MORE
+    from ._speedups import parse as _compiled_parse
+except ImportError:  # built without a C compiler: the pure parser does it all
+    _compiled_parse = None
+    NEED_MORE = 1
+
+#: ``LEVREDIS_SPEEDUPS=0`` parses with the pure-Python parser alone.
+SPEEDUPS_ENV: Final = "LEVREDIS_SPEEDUPS"
 
 #: A decoded reply: ``str`` (or ``bytes`` with ``decode=False``), ``int``, a
 #: nested ``list``, ``None`` for NULL, or a ``ServerError`` (a ``str``) inside
@@ -459,3 +473,68 @@ class Parser:
                     self.kind = ARRAY
                     self._index = index
                     return value
+
+
+
+#: A partial reply the compiled parser keeps (and reads again from its start
+#: when more bytes come) up to this size; past it, the incremental pure parser
+#: takes over, so no reply is ever read again more than a few times.
+HANDOFF: Final = 256 * 1024
+
+
+class AcceleratedParser(Parser):
+    """``Parser`` with the compiled fast path for whole replies.
+
+    The compiled parser (``_speedups.c``) only ever starts at a reply
+    boundary: when the pure parser holds nothing. It reads the complete
+    replies, checking exactly what the pure parser checks, and stops before
+    anything it would refuse or leaves to the pure parser (deep nesting, a
+    large bulk string still arriving); from there on the pure parser reads,
+    until it holds nothing again. So the hand-over is exact by construction,
+    and a broken stream gets the pure parser's own error.
+    """
+
+    __slots__ = ("_pending", "_ready")
+
+    def __init__(self, decode: bool = True) -> None:
+        super().__init__(decode)
+        self._ready: deque[tuple[int, Reply]] = deque()
+        # The start of a reply the compiled parser will read again, whole.
+        self._pending = b""
+
+    def feed(self, data: bytes) -> None:
+        pending = self._pending
+        if pending:
+            data = pending + data
+            self._pending = b""
+        if self.mark_simple or Parser.has_partial(self):
+            Parser.feed(self, data)
+            return
+        assert _compiled_parse is not None
+        replies, end, status = _compiled_parse(data, 0, self.decode, ServerError, BIG_BULK)
+        if replies:
+            self._ready.extend(replies)
+        rest = len(data) - end
+        if status == NEED_MORE and rest <= HANDOFF:
+            self._pending = data[end:] if rest else b""
+        elif rest:
+            Parser.feed(self, data[end:])
+
+    def has_partial(self) -> bool:
+        return bool(self._pending or self._ready) or Parser.has_partial(self)
+
+    def next_reply(self) -> Reply | _Incomplete:
+        if self._ready:
+            self.kind, value = self._ready.popleft()
+            return value
+        return Parser.next_reply(self)
+
+
+def speedups_available() -> bool:
+    """Whether the compiled parser is built and not turned off (``LEVREDIS_SPEEDUPS=0``)."""
+    return _compiled_parse is not None and os.environ.get(SPEEDUPS_ENV, "1").strip() != "0"
+
+
+def new_parser(decode: bool = True) -> Parser:
+    """The parser for a new connection: compiled fast path when available."""
+    return AcceleratedParser(decode) if speedups_available() else Parser(decode)

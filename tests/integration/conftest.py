@@ -16,3 +16,14 @@ async def client(redis_server: RedisServer) -> AsyncIterator[levredis.Client]:
     await connected.cmd("FLUSHDB")
     yield connected
     await connected.close(no_keepalive=True)
+
+
+@pytest.fixture(params=["compiled", "pure"], autouse=True)
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every integration test runs with the compiled fast path and with the pure parser."""
+    from levredis._resp import speedups_available
+
+    if request.param == "compiled":
+        assert speedups_available(), "the compiled parser is not built (pip install -e .)"
+    monkeypatch.setenv("LEVREDIS_SPEEDUPS", "1" if request.param == "compiled" else "0")
+    return str(request.param)

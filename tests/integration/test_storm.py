@@ -115,7 +115,7 @@ class Storm:
 
 
 async def test_cancellation_storm_never_mismatches_a_reply(
-    own_server: RedisServer
+    own_server: RedisServer, parser: str
 ) -> None:
     workers, operations = 50, size(90, 1500)
     async with FaultProxy(own_server.port) as proxy:
@@ -127,12 +127,12 @@ async def test_cancellation_storm_never_mismatches_a_reply(
     assert storm.mismatches == 0
     assert storm.commands >= size(10_000, 150_000)
     assert storm.outcomes["ok"] > 0 and storm.outcomes["cancelled"] > 0
-    FIGURES[f"cancellation storm ({loop_name()})"] = {
+    FIGURES[f"cancellation storm ({loop_name()}, {parser} parser)"] = {
         "commands": storm.commands, "mismatches": storm.mismatches, **storm.outcomes}
 
 
 async def test_cancellation_storm_with_a_server_restart_midway(
-    own_server: RedisServer
+    own_server: RedisServer, parser: str
 ) -> None:
     workers, operations = 50, size(40, 600)
     async with FaultProxy(own_server.port) as proxy:
@@ -147,5 +147,5 @@ async def test_cancellation_storm_with_a_server_restart_midway(
         await storm.check_clients_still_answer()
     assert storm.mismatches == 0
     assert any(key.startswith("error") for key in storm.outcomes), storm.outcomes
-    FIGURES[f"storm with a restart ({loop_name()})"] = {
+    FIGURES[f"storm with a restart ({loop_name()}, {parser} parser)"] = {
         "commands": storm.commands, "mismatches": storm.mismatches, **storm.outcomes}

@@ -12,7 +12,7 @@ import random
 import time
 import tracemalloc
 
-from levredis._resp import INCOMPLETE, MAX_BULK_LENGTH, Parser, RespError
+from levredis._resp import INCOMPLETE, MAX_BULK_LENGTH, AcceleratedParser, Parser, RespError
 from tests.reference_parser import ReferenceParser
 from tests.stressing import FIGURES, size
 
@@ -115,6 +115,10 @@ def test_fuzzed_streams_give_values_or_a_clean_protocol_error() -> None:
         if measure:
             tracemalloc.start()
         fast, fast_end = drain(Parser(decode), chunks)
+        compiled, compiled_end = drain(AcceleratedParser(decode), chunks)
+        if not same(compiled, fast) or (compiled_end != fast_end and not (
+                {compiled_end, fast_end} <= {"error", "partial"})):
+            disagreements += 1
         if measure:
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()

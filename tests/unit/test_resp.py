@@ -121,11 +121,11 @@ def test_parser_survives_ten_thousand_levels_of_nesting() -> None:
     assert value == 7
 
 
-def test_parser_resumes_a_reply_split_at_every_byte() -> None:
+def test_parser_resumes_a_reply_split_at_every_byte(parser_class: type[Parser]) -> None:
     stream = b"*3\r\n$5\r\nhello\r\n*2\r\n:1\r\n-E x\r\n$-1\r\n+PONG\r\n"
     expected = parse_all(stream)
     for cut in range(len(stream) + 1):
-        parser = Parser()
+        parser = parser_class()
         got = []
         for piece in (stream[:cut], stream[cut:]):
             parser.feed(piece)
@@ -134,8 +134,8 @@ def test_parser_resumes_a_reply_split_at_every_byte() -> None:
         assert got == expected, cut
 
 
-def test_parser_reports_partial_data() -> None:
-    parser = Parser()
+def test_parser_reports_partial_data(parser_class: type[Parser]) -> None:
+    parser = parser_class()
     assert not parser.has_partial()
     parser.feed(b"$5\r\nhel")
     assert parser.next_reply() is INCOMPLETE
@@ -162,15 +162,15 @@ def test_parser_reports_partial_data() -> None:
         (b"$%d\r\n" % (MAX_BULK_LENGTH + 1), "exceeds the 512 MB limit"),
     ],
 )
-def test_parser_rejects_malformed_streams(stream: bytes, message: str) -> None:
-    parser = Parser()
+def test_parser_rejects_malformed_streams(parser_class: type[Parser], stream: bytes, message: str) -> None:
+    parser = parser_class()
     parser.feed(stream)
     with pytest.raises(RespError, match=message):
         parser.next_reply()
 
 
-def test_parser_does_not_allocate_for_an_announced_length() -> None:
-    parser = Parser()
+def test_parser_does_not_allocate_for_an_announced_length(parser_class: type[Parser]) -> None:
+    parser = parser_class()
     tracemalloc.start()
     try:
         parser.feed(b"$%d\r\nabc" % MAX_BULK_LENGTH)
@@ -183,10 +183,10 @@ def test_parser_does_not_allocate_for_an_announced_length() -> None:
     assert peak < 1_000_000
 
 
-def test_a_large_bulk_string_arriving_in_pieces_is_gathered_exactly() -> None:
+def test_a_large_bulk_string_arriving_in_pieces_is_gathered_exactly(parser_class: type[Parser]) -> None:
     value = bytes(range(256)) * 4096 + b"\r\n\r\n"  # 1 MiB, with CRLFs inside
     stream = b"$%d\r\n%s\r\n+after\r\n" % (len(value), value)
-    parser = Parser(decode=False)
+    parser = parser_class(decode=False)
     got = []
     for start in range(0, len(stream), 65536):
         parser.feed(stream[start : start + 65536])
@@ -196,23 +196,23 @@ def test_a_large_bulk_string_arriving_in_pieces_is_gathered_exactly() -> None:
     assert not parser.has_partial()
 
 
-def test_parser_rejects_an_endless_length_line_at_once() -> None:
-    parser = Parser()
+def test_parser_rejects_an_endless_length_line_at_once(parser_class: type[Parser]) -> None:
+    parser = parser_class()
     parser.feed(b"$" + b"1" * 100)
     with pytest.raises(RespError, match="no line end"):
         parser.next_reply()
 
 
-def test_parser_takes_a_status_line_longer_than_a_mebibyte() -> None:
+def test_parser_takes_a_status_line_longer_than_a_mebibyte(parser_class: type[Parser]) -> None:
     # Redis sends these from Lua (redis.status_reply / error_reply).
-    parser = Parser()
+    parser = parser_class()
     parser.feed(b"+" + b"x" * (2 * 1024 * 1024) + b"\r\n-" + b"e" * (2 * 1024 * 1024) + b"\r\n")
     assert parser.next_reply() == "x" * (2 * 1024 * 1024)
     assert parser.next_reply() == "e" * (2 * 1024 * 1024)
 
 
-def test_parser_refuses_an_unknown_type_byte_before_the_line_ends() -> None:
-    parser = Parser()
+def test_parser_refuses_an_unknown_type_byte_before_the_line_ends(parser_class: type[Parser]) -> None:
+    parser = parser_class()
     parser.feed(b"?abc")
     with pytest.raises(RespError, match="unknown reply type byte 0x3f"):
         parser.next_reply()
@@ -223,23 +223,23 @@ def test_parser_refuses_an_unknown_type_byte_before_the_line_ends() -> None:
     [b":+1\r\n", b": 1\r\n", b":1_0\r\n", b":1 \r\n", b"$ 3\r\nabc\r\n", b"*+1\r\n:1\r\n",
      b":99999999999999999999\r\n", b":\r\n", b"$\r\n", b":--1\r\n"],
 )
-def test_parser_refuses_integers_no_server_writes(stream: bytes) -> None:
-    parser = Parser()
+def test_parser_refuses_integers_no_server_writes(parser_class: type[Parser], stream: bytes) -> None:
+    parser = parser_class()
     parser.feed(stream)
     with pytest.raises(RespError, match="invalid"):
         parser.next_reply()
 
 
-def test_parser_refuses_bulk_data_longer_than_announced() -> None:
+def test_parser_refuses_bulk_data_longer_than_announced(parser_class: type[Parser]) -> None:
     # No value may come out of a broken stream: "abc" is not the answer.
-    parser = Parser()
+    parser = parser_class()
     parser.feed(b"$3\r\nabcdef\r\n")
     with pytest.raises(RespError, match="not followed by CRLF"):
         parser.next_reply()
 
 
-def test_parser_takes_a_reply_nested_ten_thousand_deep() -> None:
-    parser = Parser()
+def test_parser_takes_a_reply_nested_ten_thousand_deep(parser_class: type[Parser]) -> None:
+    parser = parser_class()
     parser.feed(b"*1\r\n" * 10_000 + b":7\r\n")
     value = parser.next_reply()
     for _ in range(10_000):
@@ -248,10 +248,10 @@ def test_parser_takes_a_reply_nested_ten_thousand_deep() -> None:
     assert value == 7
 
 
-def test_a_flat_array_decodes_each_element_alone() -> None:
+def test_a_flat_array_decodes_each_element_alone(parser_class: type[Parser]) -> None:
     # Elements with CR, LF, invalid and partial UTF-8 at their edges.
     items = [b"a\r", b"\nb", b"", b"\xe2\x82", b"\xac", b"\xff\r", b"caf\xc3\xa9"]
-    parser = Parser()
+    parser = parser_class()
     parser.feed(b"*7\r\n" + b"".join(b"$%d\r\n%s\r\n" % (len(i), i) for i in items))
     assert parser.next_reply() == [i.decode("utf-8", "surrogateescape") for i in items]
 
@@ -298,10 +298,10 @@ def expected_value(value: object) -> object:
 
 @settings(max_examples=300)
 @given(values=st.lists(replies, min_size=1, max_size=4), data=st.data())
-def test_any_reply_stream_parses_back_whatever_the_chunking(values: list[object], data: st.DataObject) -> None:
+def test_any_reply_stream_parses_back_whatever_the_chunking(parser_class: type[Parser], values: list[object], data: st.DataObject) -> None:
     stream = b"".join(serialize(v) for v in values)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
-    parser = Parser()
+    parser = parser_class()
     got = []
     last = 0
     for cut in [*cuts, len(stream)]:
@@ -314,8 +314,8 @@ def test_any_reply_stream_parses_back_whatever_the_chunking(values: list[object]
 
 @settings(max_examples=300)
 @given(st.binary(max_size=200))
-def test_random_bytes_give_values_or_a_clean_protocol_error(stream: bytes) -> None:
-    parser = Parser()
+def test_random_bytes_give_values_or_a_clean_protocol_error(parser_class: type[Parser], stream: bytes) -> None:
+    parser = parser_class()
     parser.feed(stream)
     try:
         while parser.next_reply() is not INCOMPLETE:
@@ -374,6 +374,7 @@ def mutate(stream: bytes, edits: list[tuple[int, int, int]]) -> bytes:
     data=st.data(),
 )
 def test_the_fast_parser_agrees_with_the_reference(
+    parser_class: type[Parser],
     values: list[object], edits: list[tuple[int, int, int]], data: st.DataObject
 ) -> None:
     from tests.reference_parser import ReferenceParser
@@ -382,7 +383,7 @@ def test_the_fast_parser_agrees_with_the_reference(
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=5)))
     chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
     for decode in (True, False):
-        fast, fast_end = run_parser(Parser(decode), chunks)
+        fast, fast_end = run_parser(parser_class(decode), chunks)
         reference, reference_end = run_parser(ReferenceParser(decode), chunks)
         assert fast == reference
         if "error" in (fast_end, reference_end):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from levredis._dispatch import NOTHING_TO_READ, Batch, Dispatcher
 from levredis._errors import UsageError
-from levredis._resp import INCOMPLETE, Parser, Reply
+from levredis._resp import INCOMPLETE, AcceleratedParser, Parser, Reply
 from levredis._state import SessionState
 from tests.reference_parser import ReferenceParser
 from tests.stressing import FIGURES, size
@@ -157,7 +157,7 @@ def run_script(rng: random.Random, loop: asyncio.AbstractEventLoop) -> tuple[int
     """One random script; returns (replies checked, pushes checked)."""
     state = SessionState(0)
     dispatch = Dispatcher(state)
-    parser = Parser()
+    parser = rng.choice([Parser, AcceleratedParser])()  # pure, or the compiled fast path
     model = Model()
     futures: list[asyncio.Future[Reply]] = []
     reads: list[object] = []

@@ -1,0 +1,275 @@
+/*
+ * levredis._speedups: the optional compiled fast path of the RESP2 parser.
+ *
+ * parse(data, start, decode, error_type, big) reads as many complete replies
+ * as data[start:] holds and returns ([(type byte, value), ...], end, status).
+ * It is stateless: it never keeps part of a reply. It checks exactly what the
+ * pure parser in _resp.py checks, and where it would have to refuse a reply,
+ * or meets one it leaves to the pure parser (nesting deeper than MAX_DEPTH, a
+ * large bulk string still arriving), it stops *before* that reply with status
+ * HAND_OVER: the pure parser then reads from `end`, raising the precise error
+ * or parsing the reply. So no value ever comes out of a broken stream here,
+ * and the two parsers can only differ in speed.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <limits.h>
+#include <string.h>
+
+#define MAX_BULK (512LL * 1024 * 1024)
+#define MAX_ARRAY 4294967295LL
+#define MAX_HEADER 64
+#define MAX_DEPTH 64
+
+enum { DONE = 0, NEED_MORE = 1, HAND_OVER = 2, FAILED = 3 };
+
+typedef struct {
+    const char *buf;
+    Py_ssize_t len;
+    Py_ssize_t pos;
+    int decode;
+    PyObject *error_type;
+    Py_ssize_t big;
+} Reader;
+
+/* Index of the "\r" of the first CRLF at or after pos, or -1. */
+static Py_ssize_t
+find_crlf(const char *buf, Py_ssize_t pos, Py_ssize_t len)
+{
+    while (pos < len - 1) {
+        const char *cr = memchr(buf + pos, '\r', (size_t)(len - 1 - pos));
+        if (cr == NULL) {
+            return -1;
+        }
+        Py_ssize_t at = cr - buf;
+        if (buf[at + 1] == '\n') {
+            return at;
+        }
+        pos = at + 1;
+    }
+    return -1;
+}
+
+/* An optional minus, then 1 to 19 ASCII digits, within signed 64 bits. */
+static int
+parse_integer(const char *text, Py_ssize_t size, long long *out)
+{
+    Py_ssize_t at = 0;
+    int negative = 0;
+    if (size > 0 && text[0] == '-') {
+        negative = 1;
+        at = 1;
+    }
+    if (size - at < 1 || size - at > 19) {
+        return -1;
+    }
+    unsigned long long value = 0;
+    for (; at < size; at++) {
+        char digit = text[at];
+        if (digit < '0' || digit > '9') {
+            return -1;
+        }
+        value = value * 10 + (unsigned long long)(digit - '0');
+    }
+    if (negative) {
+        if (value > 9223372036854775808ULL) {
+            return -1;
+        }
+        *out = value == 9223372036854775808ULL ? LLONG_MIN : -(long long)value;
+    }
+    else {
+        if (value > 9223372036854775807ULL) {
+            return -1;
+        }
+        *out = (long long)value;
+    }
+    return 0;
+}
+
+static PyObject *
+text_value(Reader *reader, const char *start, Py_ssize_t size)
+{
+    if (reader->decode) {
+        return PyUnicode_DecodeUTF8(start, size, "surrogateescape");
+    }
+    return PyBytes_FromStringAndSize(start, size);
+}
+
+static int
+parse_reply(Reader *reader, int depth, PyObject **out)
+{
+    const char *buf = reader->buf;
+    Py_ssize_t pos = reader->pos;
+    if (pos >= reader->len) {
+        return NEED_MORE;
+    }
+    char type = buf[pos];
+    Py_ssize_t eol = find_crlf(buf, pos, reader->len);
+    if (eol < 0) {
+        /* The pure parser's checks of a line still arriving. */
+        if (type == '$' || type == '*' || type == ':') {
+            return reader->len - pos > MAX_HEADER ? HAND_OVER : NEED_MORE;
+        }
+        return (type == '+' || type == '-') ? NEED_MORE : HAND_OVER;
+    }
+    const char *line = buf + pos + 1;
+    Py_ssize_t size = eol - pos - 1;
+    Py_ssize_t next = eol + 2;
+    long long number;
+    PyObject *value;
+
+    switch (type) {
+    case '+':
+        value = text_value(reader, line, size);
+        break;
+    case '-': {
+        PyObject *text = PyUnicode_DecodeUTF8(line, size, "surrogateescape");
+        if (text == NULL) {
+            return FAILED;
+        }
+        value = PyObject_CallOneArg(reader->error_type, text);
+        Py_DECREF(text);
+        break;
+    }
+    case ':':
+        if (parse_integer(line, size, &number) < 0) {
+            return HAND_OVER;
+        }
+        value = PyLong_FromLongLong(number);
+        break;
+    case '$':
+        if (parse_integer(line, size, &number) < 0 || number < -1 || number > MAX_BULK) {
+            return HAND_OVER;
+        }
+        if (number == -1) {
+            value = Py_NewRef(Py_None);
+            break;
+        }
+        if (next + number + 2 > reader->len) {
+            return number > reader->big ? HAND_OVER : NEED_MORE;
+        }
+        if (buf[next + number] != '\r' || buf[next + number + 1] != '\n') {
+            return HAND_OVER;
+        }
+        value = text_value(reader, buf + next, (Py_ssize_t)number);
+        next += (Py_ssize_t)number + 2;
+        break;
+    case '*': {
+        if (parse_integer(line, size, &number) < 0 || number < -1 || number > MAX_ARRAY) {
+            return HAND_OVER;
+        }
+        if (number == -1) {
+            value = Py_NewRef(Py_None);
+            break;
+        }
+        if (number > 0 && depth >= MAX_DEPTH) {
+            return HAND_OVER;
+        }
+        /* Every element takes at least 3 bytes: reserve nothing for an
+           announced count the received bytes cannot hold yet. */
+        if (number > (reader->len - next) / 3) {
+            return NEED_MORE;
+        }
+        PyObject *items = PyList_New((Py_ssize_t)number);
+        if (items == NULL) {
+            return FAILED;
+        }
+        reader->pos = next;
+        for (Py_ssize_t index = 0; index < (Py_ssize_t)number; index++) {
+            PyObject *item;
+            int status = parse_reply(reader, depth + 1, &item);
+            if (status != DONE) {
+                Py_DECREF(items);
+                return status;
+            }
+            PyList_SET_ITEM(items, index, item);
+        }
+        *out = items;
+        return DONE;
+    }
+    default:
+        return HAND_OVER;
+    }
+    if (value == NULL) {
+        return FAILED;
+    }
+    reader->pos = next;
+    *out = value;
+    return DONE;
+}
+
+static PyObject *
+parse(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "parse(data, start, decode, error_type, big)");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t big = PyLong_AsSsize_t(args[4]);
+    int decode = PyObject_IsTrue(args[2]);
+    if (PyErr_Occurred() || decode < 0 || start < 0 || start > view.len) {
+        PyBuffer_Release(&view);
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "start out of range");
+        }
+        return NULL;
+    }
+    Reader reader = {view.buf, view.len, start, decode, args[3], big};
+    PyObject *replies = PyList_New(0);
+    int status = NEED_MORE;
+    while (replies != NULL) {
+        Py_ssize_t begin = reader.pos;
+        PyObject *value = NULL;
+        status = parse_reply(&reader, 0, &value);
+        if (status != DONE) {
+            reader.pos = begin;
+            if (status == FAILED) {
+                Py_CLEAR(replies);
+            }
+            break;
+        }
+        PyObject *pair = Py_BuildValue("(iN)", (int)(unsigned char)reader.buf[begin], value);
+        if (pair == NULL || PyList_Append(replies, pair) < 0) {
+            Py_XDECREF(pair);
+            Py_CLEAR(replies);
+            break;
+        }
+        Py_DECREF(pair);
+    }
+    PyBuffer_Release(&view);
+    if (replies == NULL) {
+        return NULL;
+    }
+    return Py_BuildValue("(Nni)", replies, reader.pos, status);
+}
+
+static PyMethodDef methods[] = {
+    {"parse", (PyCFunction)(void (*)(void))parse, METH_FASTCALL,
+     "parse(data, start, decode, error_type, big) -> (replies, end, status)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "levredis._speedups",
+    "The optional compiled fast path of levredis' RESP2 parser.", -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    PyObject *created = PyModule_Create(&module);
+    if (created == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(created, "NEED_MORE", NEED_MORE) < 0
+        || PyModule_AddIntConstant(created, "HAND_OVER", HAND_OVER) < 0) {
+        Py_DECREF(created);
+        return NULL;
+    }
+    return created;
+}

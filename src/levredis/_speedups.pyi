@@ -1,0 +1,8 @@
+from typing import Any
+
+NEED_MORE: int
+HAND_OVER: int
+
+def parse(
+    data: bytes, start: int, decode: bool, error_type: type, big: int
+) -> tuple[list[tuple[int, Any]], int, int]: ...

@@ -182,6 +182,15 @@ async def test_pub_sub_and_sharded_pub_sub(cluster: LocalCluster) -> None:
     await publisher.close()
 
 
+async def test_read_with_nothing_subscribed_is_the_same_usage_error_as_a_client(
+    cluster: LocalCluster,
+) -> None:
+    client = await connect(cluster)
+    value, err = await client.read()
+    assert value is None and isinstance(err, levredis.UsageError) and "nothing to read" in err
+    await client.close()
+
+
 async def test_reads_from_replicas_when_asked(cluster: LocalCluster) -> None:
     client = await connect(cluster, read_from_replicas=True)
     keys = [f"replica:{i}" for i in range(30)]  # spread over every shard

@@ -83,6 +83,23 @@ async def test_a_read_waiting_when_the_last_unsubscribe_lands_is_told_at_once(
     await client.close()
 
 
+async def test_messages_received_before_reset_stay_readable(redis_server: RedisServer) -> None:
+    client = await connect(redis_server.address, timeout=5)
+    publisher = await connect(redis_server.address)
+    await client.cmd("SUBSCRIBE", "before")
+    for text in ("one", "two"):
+        await publisher.cmd("PUBLISH", "before", text)
+    assert await client.cmd("PING") == (["pong", ""], None)  # both messages are in
+    assert await client.cmd("RESET") == ("RESET", None)
+    for text in ("one", "two"):
+        assert await client.read() == (
+            {"type": "array", "value": ["message", "before", text]}, None)
+    value, err = await client.read()
+    assert value is None and isinstance(err, levredis.UsageError)
+    await client.close()
+    await publisher.close()
+
+
 async def test_reset_leaves_a_connection_like_a_new_one_so_it_is_pooled(
     redis_server: RedisServer,
 ) -> None:
@@ -172,6 +189,21 @@ async def test_a_read_pending_at_close_never_gets_the_next_users_message(
     assert value is None and err is not None and "secret" not in str(err)
     await b.close()
     await publisher.close()
+
+
+async def test_a_read_waiting_at_close_gets_closed_and_the_connection_is_not_pooled(
+    redis_server: RedisServer,
+) -> None:
+    a = await connect(redis_server.address, timeout=5)
+    first = await client_id(a)
+    await a.cmd("SUBSCRIBE", "waiting")
+    reader = asyncio.create_task(a.read())
+    await asyncio.sleep(0.05)
+    await a.close()
+    assert await asyncio.wait_for(reader, 2) == (None, "closed")
+    b = await connect(redis_server.address)
+    assert await client_id(b) != first
+    await b.close()
 
 
 # -- a read() timeout never closes a connection for another caller's partial reply ------

@@ -134,6 +134,8 @@ class Client:
             usable = await self._usable_connection()
             if isinstance(usable, Error):
                 return None, usable
+            if self._closed:  # closed while this call awaited the reconnect
+                return None, CLOSED
             connection = usable
         plan = connection.state.plan_command(args)
         if plan is None:
@@ -181,6 +183,8 @@ class Client:
             usable = await self._usable_connection()
             if isinstance(usable, Error):
                 return None, usable
+            if self._closed:  # closed while this call awaited the reconnect
+                return None, CLOSED
             connection = usable
         plans = connection.state.plan_batch(commands)
         if isinstance(plans, UsageError):

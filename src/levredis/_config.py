@@ -9,6 +9,7 @@ password is never part of it.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import ssl
 from collections.abc import Iterator, Mapping
@@ -22,6 +23,17 @@ DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 6379
 _KNOWN_KEYS: Final = frozenset({"host", "port", "db", "timeout", "ssl", "auth", "decode"})
 _MASK: Final = "***"
+# Keys other Python clients use: ignoring them would silently connect without
+# the credentials, timeout or decoding the caller meant.
+_FOREIGN_KEYS: Final = {
+    "password": 'auth={"user": ..., "pass": ...}',
+    "username": 'auth={"user": ..., "pass": ...}',
+    "socket_timeout": "timeout",
+    "socket_connect_timeout": "timeout",
+    "decode_responses": "decode",
+}
+# Extra keys whose values are masked in every repr.
+_SECRET_WORDS: Final = ("pass", "secret", "token", "credential", "auth", "key")
 
 
 class Auth(Mapping[str, str]):
@@ -114,8 +126,12 @@ class ConfigView(Mapping[str, Any]):
         return len(self._values)
 
     def __repr__(self) -> str:
-        # Auth's own repr masks the password; nothing else holds one.
-        inner = ", ".join(f"{key!r}: {value!r}" for key, value in self._values.items())
+        # Auth's own repr masks the password; extra keys that look secret
+        # (a caller's "api_token", say) are masked too.
+        inner = ", ".join(
+            f"{key!r}: {_MASK if key != 'auth' and looks_secret(key) else safe_repr(value)}"
+            for key, value in self._values.items()
+        )
         return f"ConfigView({{{inner}}})"
 
     __str__ = __repr__
@@ -129,13 +145,31 @@ class InvalidConfig(Exception):
         self.error = error
 
 
+def looks_secret(key: object) -> bool:
+    """Whether an extra config key's name suggests its value is a secret."""
+    return isinstance(key, str) and any(word in key.lower() for word in _SECRET_WORDS)
+
+
+def safe_repr(value: object) -> str:
+    """``repr(value)``, or a stand-in where repr itself fails (an int over 4,300 digits)."""
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<{type(value).__name__} that cannot be shown>"
+    return text if len(text) <= 200 else f"{text[:200]}... ({len(text)} characters)"
+
+
 def _invalid(what: str, got: object) -> InvalidConfig:
-    return InvalidConfig(ConfigError(f"invalid redis config: {what} (got {got!r})"))
+    return InvalidConfig(ConfigError(f"invalid redis config: {what} (got {safe_repr(got)})"))
 
 
 def _check_host(host: object) -> str:
     if not isinstance(host, str) or not host:
         raise _invalid("host must be a non-empty string", host)
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise _invalid("host is not a valid host name", _TypeName(host)) from None
     return host
 
 
@@ -145,25 +179,29 @@ def _check_port(port: object) -> int:
     return port
 
 
+#: Redis numbers its databases with a C int.
+MAX_DB: Final = 2**31 - 1
+
+
 def _check_db(db: object) -> int:
     if db is None:
         return 0
-    if isinstance(db, bool) or not isinstance(db, int) or db < 0:
-        raise _invalid("db must be an integer >= 0", db)
+    if isinstance(db, bool) or not isinstance(db, int) or not 0 <= db <= MAX_DB:
+        raise _invalid(f"db must be an integer in 0..{MAX_DB}", db)
     return db
 
 
 def _check_timeout(timeout: object) -> float | None:
     if timeout is None:
         return None
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, (int, float))
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
+    try:
+        seconds = float(timeout)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):  # 10**400 is no float
+        seconds = math.nan
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
+            math.isfinite(seconds) and seconds > 0):
         raise _invalid("timeout must be a finite number of seconds > 0", timeout)
-    return float(timeout)
+    return seconds
 
 
 def _check_ssl(value: object) -> bool | ssl.SSLContext:
@@ -195,6 +233,13 @@ def _check_auth(auth: object) -> Auth | None:
     if not isinstance(password, str) or not password:
         shown = password if password is None or password == "" else _TypeName(password)
         raise _invalid("auth pass must be a non-empty string", shown)
+    for what, text in (("user", user), ("pass", password)):
+        try:
+            text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            # Neither value is shown: a password's characters are its secret.
+            raise _invalid(f"auth {what} cannot be sent as UTF-8 (a lone surrogate)",
+                           _TypeName(text)) from None
     return Auth(user, password)
 
 
@@ -225,7 +270,7 @@ def _split_host_port(text: str, original: str) -> tuple[str, str | None]:
 
 
 def _parse_int_text(text: str, what: str, original: str) -> int:
-    if not text.isdigit() or not text.isascii():
+    if not text.isdigit() or not text.isascii() or len(text) > 20:
         raise _invalid(f"{what} must be a whole number", original)
     return int(text)
 
@@ -241,7 +286,7 @@ def _parse_address_string(text: str) -> Config:
     if not 1 <= port <= 65535:
         raise _invalid("port must be an integer in 1..65535", text)
     db = _parse_int_text(db_text, "db", text) if slash else 0
-    return Config(host=host, port=port, db=db)
+    return Config(host=host, port=port, db=_check_db(db))
 
 
 def _masked_url(url: str) -> str:
@@ -254,21 +299,35 @@ def _masked_url(url: str) -> str:
 
 
 def _parse_url(url: str) -> Config:
-    shown = _masked_url(url)
+    try:
+        shown = _masked_url(url)
+    except ValueError:  # not even splittable: show nothing that may hold a password
+        raise _invalid("malformed URL", _TypeName(url)) from None
     try:
         parts = urlsplit(url)
         port = parts.port if parts.port is not None else DEFAULT_PORT
+        hostname = parts.hostname or ""
     except ValueError:
         raise _invalid("malformed URL or port", shown) from None
     if parts.scheme not in ("redis", "rediss"):
         raise _invalid("URL scheme must be redis:// or rediss://", shown)
-    host = _check_host(parts.hostname or "")
+    if parts.fragment or url.endswith("#"):
+        raise _invalid("a URL fragment (#...) means nothing here", shown)
+    if "[" in parts.netloc:
+        try:
+            ipaddress.IPv6Address(hostname.partition("%")[0])
+        except ValueError:
+            raise _invalid("only an IPv6 address goes in brackets", shown) from None
+    host = _check_host(hostname)
     db = 0
     path = parts.path.strip("/")
     if path:
         db = _parse_int_text(path, "db in the URL path", shown)
     timeout: float | None = None
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+    options = parse_qsl(parts.query, keep_blank_values=True)
+    if len({key for key, _ in options}) != len(options):
+        raise _invalid("a URL option is given twice", shown)
+    for key, value in options:
         if key == "db":
             db = _parse_int_text(value, "db", shown)
         elif key == "timeout":
@@ -287,7 +346,7 @@ def _parse_url(url: str) -> Config:
     return Config(
         host=host,
         port=_check_port(port),
-        db=db,
+        db=_check_db(db),
         timeout=timeout,
         ssl=parts.scheme == "rediss",
         auth=auth,
@@ -295,6 +354,10 @@ def _parse_url(url: str) -> Config:
 
 
 def _parse_mapping(config: Mapping[Any, Any]) -> Config:
+    for key in config:
+        if isinstance(key, str) and (key in _FOREIGN_KEYS or key.startswith("ssl_")):
+            ours = _FOREIGN_KEYS.get(key, "ssl (True, or an ssl.SSLContext you configure)")
+            raise _invalid(f"{key!r} is not a levredis key: use {ours}", _TypeName(config[key]))
     if "host" not in config:
         raise _invalid("host is required", None)
     extras = {key: value for key, value in config.items() if key not in _KNOWN_KEYS}

@@ -161,7 +161,15 @@ async def acquire(
             _discard(pool, f"closed while idle: {connection.error}")
             continue
         if loop.time() - connection.idle_since >= FRESH_FOR:
-            if not await ping(connection, config.timeout or PING_TIMEOUT):
+            try:
+                alive = await ping(connection, config.timeout or PING_TIMEOUT)
+            except BaseException:
+                # Cancelled: the connection is out of the pool, so close it
+                # here or it would stay open, reachable by nothing.
+                connection.abort(CLOSED)
+                _discard(pool, "cancelled during the PING check")
+                raise
+            if not alive:
                 connection.abort(connection.error or Error("PING check failed"))
                 _discard(pool, f"PING check failed: {connection.error}")
                 continue

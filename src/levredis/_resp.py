@@ -207,14 +207,14 @@ BIG_BULK: Final = 256 * 1024
 _NEED_MORE: Final = _Incomplete()
 
 
-def check_pending_line(line: bytes) -> None:
-    """Refuse the start of a line that can no longer become a valid reply line."""
+def check_pending_line(line: bytes, size: int) -> None:
+    """Refuse the start of a line (``size`` bytes so far) that can no longer become valid."""
     prefix = line[0]
     if prefix in _HEADER_PREFIXES:
-        if len(line) > MAX_HEADER_LENGTH:
+        if size > MAX_HEADER_LENGTH:
             raise RespError(f"no line end within {MAX_HEADER_LENGTH} bytes of a length")
     elif prefix in (SIMPLE, ERROR):
-        if len(line) > MAX_LINE_LENGTH:
+        if size > MAX_LINE_LENGTH:
             raise RespError(f"no line end within {MAX_LINE_LENGTH} bytes")
     else:
         raise RespError(f"unknown reply type byte 0x{prefix:02x} ({chr(prefix)!r})")
@@ -234,14 +234,18 @@ class Parser:
     half-received array is resumed where it stopped.
     """
 
-    __slots__ = ("_lines", "_index", "_tail", "_stack", "_big", "_big_need", "decode", "kind",
-                 "mark_simple")
+    __slots__ = ("_lines", "_index", "_tail", "_tail_more", "_tail_size", "_stack", "_big",
+                 "_big_need", "decode", "kind", "mark_simple")
 
     def __init__(self, decode: bool = True) -> None:
         self._lines: list[bytes] = []
         self._index = 0
         # Bytes after the last CRLF: the start of a line still arriving.
         self._tail = b""
+        # Pieces received after ``_tail`` with no LF among them (the line
+        # cannot have ended), and the pending line's whole size.
+        self._tail_more: list[bytes] = []
+        self._tail_size = 0
         # Each open array: (announced count, items so far).
         self._stack: list[tuple[int, list[Reply]]] = []
         # A large bulk string being gathered: the received pieces of its data
@@ -269,10 +273,19 @@ class Parser:
             big.append(data[:need])
             self._big_need = 0
             data = data[need:]
-        if self._tail:
-            data = self._tail + data
+        tail = self._tail
+        if tail:
+            if b"\n" not in data:
+                # The pending line still cannot end: keep the piece, instead of
+                # joining and splitting a long line again on every chunk.
+                self._tail_more.append(data)
+                self._tail_size += len(data)
+                return
+            data = b"".join([tail, *self._tail_more, data]) if self._tail_more else tail + data
+            self._tail_more.clear()
         lines = data.split(b"\r\n")
         self._tail = lines.pop()
+        self._tail_size = len(self._tail)
         if lines:
             if self._index:
                 del self._lines[: self._index]
@@ -291,16 +304,24 @@ class Parser:
     def _decoded(self, data: bytes) -> str | bytes:
         return data.decode("utf-8", _SURROGATE) if self.decode else data
 
+    def _whole_tail(self) -> bytes:
+        """The bytes after the last CRLF, as one piece."""
+        if self._tail_more:
+            self._tail = b"".join([self._tail, *self._tail_more])
+            self._tail_more.clear()
+        return self._tail
+
     def _gather_big(self, header: int, length: int) -> None:
         """Move a large, incomplete bulk string's data into a buffer of its own.
 
         Lines up to its header are consumed already (their values are on the
         stack), so none is kept.
         """
-        rest = b"\r\n".join([*self._lines[header + 1 :], self._tail])
+        rest = b"\r\n".join([*self._lines[header + 1 :], self._whole_tail()])
         self._lines.clear()
         self._index = 0
         self._tail = b""
+        self._tail_size = 0
         self._big = []
         self._big_need = length + 2
         self.feed(rest)
@@ -364,7 +385,7 @@ class Parser:
                 if index >= len(lines):
                     self._index = index
                     if self._tail:
-                        check_pending_line(self._tail)
+                        check_pending_line(self._tail, self._tail_size)
                     return INCOMPLETE
                 line = lines[index]
                 if not line:
@@ -383,7 +404,7 @@ class Parser:
                             raise RespError(f"bulk length {length} exceeds the 512 MB limit")
                     if value is _NEED_MORE:
                         if index + 1 >= len(lines):
-                            tail = self._tail
+                            tail = self._whole_tail()
                             if len(tail) > length + 1 or (
                                 len(tail) == length + 1 and tail[-1] != 13
                             ):

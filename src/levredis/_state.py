@@ -59,7 +59,7 @@ _STATEFUL: Final = frozenset(
 # CLIENT subcommands that leave the session as it was.
 _CLIENT_HARMLESS: Final = frozenset(
     {"ID", "INFO", "LIST", "GETNAME", "KILL", "PAUSE", "UNPAUSE", "UNBLOCK",
-     "GETREDIR", "TRACKINGINFO", "HELP", "NO-EVICT", "NO-TOUCH"}
+     "GETREDIR", "TRACKINGINFO", "HELP"}
 )
 
 _MONITOR_MODE: Final = UsageError("the connection is in MONITOR mode: use read()")
@@ -191,10 +191,11 @@ class SessionState:
             if SUBSCRIBE_COMMANDS[name][1]:
                 return Plan(name, 1, queued=False)  # an arity error
             return Plan(name, ONE_PER_SUBSCRIPTION, queued=False)
+        # "Inside MULTI" is predicted from MULTI being sent until the server
+        # confirms the transaction is over (EXEC/DISCARD/RESET answered): an
+        # EXEC or DISCARD can be refused and leave it open.
         if name == "MULTI":
             self._multi_sent = True
-        elif name in ("EXEC", "DISCARD", "RESET"):
-            self._multi_sent = False
         elif name == "MONITOR":
             self._monitor_sent = True
             self._push_plans += 1
@@ -207,7 +208,8 @@ class SessionState:
         if name in SUBSCRIBE_COMMANDS or name == "MONITOR":
             if self._multi_sent:
                 return UsageError(
-                    f"{name} inside MULTI is refused: its answer would come inside "
+                    f"{name} inside MULTI (or before its EXEC is answered) is refused: "
+                    "its answer would come inside "
                     "EXEC's reply and the connection would start receiving pushes "
                     "nobody asked for; send it outside the transaction"
                 )
@@ -287,8 +289,15 @@ class SessionState:
     def _apply(self, plan: Plan, value: Reply, is_error: bool) -> None:
         name = plan.name
         if name in ("EXEC", "DISCARD"):
-            # Whatever the answer (results, NULL, EXECABORT), MULTI is over.
-            self.in_multi = self.watching = False
+            if not is_error:  # results or NULL (a WATCH fired): MULTI and WATCH are over
+                self.in_multi = self.watching = self._multi_sent = False
+            elif not self.in_multi:
+                self._multi_sent = False  # "without MULTI": none is open
+            else:
+                # EXECABORT ends MULTI, an arity or ACL error does not: not
+                # knowing which, never hand the connection to anyone else.
+                self.dirty = self.dirty or f"{name} refused inside MULTI"
+            # Outside MULTI ("EXEC without MULTI") a WATCH stays as it was.
         elif name == "MONITOR":
             self._push_plans -= 1
             if is_error:
@@ -296,6 +305,8 @@ class SessionState:
             else:
                 self.monitor = self.listening = True
         elif is_error:
+            if name == "MULTI" and not self.in_multi:
+                self._multi_sent = False  # refused: no transaction was opened
             return
         elif name == "MULTI":
             self.in_multi = True
@@ -319,7 +330,7 @@ class SessionState:
         """+RESET: the server's state of a new, unauthenticated connection on db 0."""
         for channels in self.subscriptions.values():
             channels.clear()
-        self.in_multi = self.watching = False
+        self.in_multi = self.watching = self._multi_sent = False
         self.listening = self.monitor
         self.current_db = 0
         self.shard_history = False

@@ -143,9 +143,9 @@ BAD_MAPPINGS: list[tuple[dict[str, Any], str]] = [
     ({"host": "h", "port": True}, "port must be an integer"),
     ({"host": "h", "port": 65536}, "port must be an integer"),
     ({"host": "h", "port": 6379.0}, "port must be an integer"),
-    ({"host": "h", "db": -1}, "db must be an integer >= 0"),
-    ({"host": "h", "db": False}, "db must be an integer >= 0"),
-    ({"host": "h", "db": "1"}, "db must be an integer >= 0"),
+    ({"host": "h", "db": -1}, "db must be an integer in 0..2147483647"),
+    ({"host": "h", "db": False}, "db must be an integer in 0..2147483647"),
+    ({"host": "h", "db": "1"}, "db must be an integer in 0..2147483647"),
     ({"host": "h", "timeout": 0}, "timeout must be"),
     ({"host": "h", "timeout": -1}, "timeout must be"),
     ({"host": "h", "timeout": float("nan")}, "timeout must be"),
@@ -195,3 +195,40 @@ def test_a_mutated_mapping_is_parsed_again() -> None:
     assert ok(config).port == 7000
     config["port"] = 0
     fails(config)
+
+
+@pytest.mark.parametrize(
+    ("key", "ours"),
+    [("password", "auth="), ("username", "auth="), ("socket_timeout", "timeout"),
+     ("socket_connect_timeout", "timeout"), ("decode_responses", "decode"),
+     ("ssl_ca_certs", "ssl"), ("ssl_certfile", "ssl")],
+)
+def test_other_clients_keys_are_refused_naming_ours(key: str, ours: str) -> None:
+    err = parse_config({"host": "h", key: "s3cret-value"})
+    assert isinstance(err, ConfigError) and f"{key!r}" in err and f"use {ours}" in err
+    assert "s3cret" not in err
+
+
+@pytest.mark.parametrize(
+    ("config", "what"),
+    [({"host": "h", "port": 10**5000}, "port"), ({"host": "h", "db": 10**5000}, "db"),
+     ({"host": "h", "timeout": 10**400}, "timeout"), ({"host": "\ud800"}, "host"),
+     ("redis://h/" + "9" * 5000, "db"), ("h:6379/" + "9" * 30, "db"),
+     ({"host": "h", "db": 2**31}, "db")],
+)
+def test_inputs_that_used_to_raise_are_config_errors(config: object, what: str) -> None:
+    err = parse_config(config)
+    assert isinstance(err, ConfigError) and what in err and len(err) < 400
+
+
+def test_a_password_that_cannot_be_encoded_is_refused_without_showing_it() -> None:
+    err = parse_config({"host": "h", "auth": {"user": "u", "pass": "s3cret\ud800"}})
+    assert isinstance(err, ConfigError) and "lone surrogate" in err and "s3cret" not in err
+
+
+def test_extra_keys_that_look_secret_are_masked_in_the_repr() -> None:
+    config = parse_config({"host": "h", "api_token": "t0ken", "my_secret": "s3", "name": "x"})
+    assert not isinstance(config, ConfigError)
+    shown = repr(config.view())
+    assert "t0ken" not in shown and "s3" not in shown and "'name': 'x'" in shown
+    assert config.view()["api_token"] == "t0ken"  # kept, only not shown

@@ -115,7 +115,45 @@ def test_subscribe_and_monitor_inside_multi_are_refused() -> None:
         refusal = state.plan_command(args)
         assert isinstance(refusal, UsageError) and "MULTI" in refusal
     assert isinstance(state.plan_command(["EXEC"]), Plan)
-    assert isinstance(state.plan_command(["SUBSCRIBE", "a"]), Plan)
+    # Until EXEC is answered, the transaction may still be open (EXEC and
+    # DISCARD can be refused), so SUBSCRIBE is still refused.
+    assert isinstance(state.plan_command(["SUBSCRIBE", "a"]), UsageError)
+
+
+def test_only_an_answered_exec_ends_the_predicted_transaction(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    c = Connection(loop)
+    c.send("MULTI")
+    c.send("EXEC")
+    c.receive(b"+OK\r\n*0\r\n")
+    assert isinstance(c.state.plan_command(["SUBSCRIBE", "a"]), Plan)
+
+
+def test_a_refused_discard_inside_multi_leaves_the_connection_unpoolable(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    c = Connection(loop)
+    c.send("MULTI")
+    c.send("DISCARD", "x")
+    c.receive(b"+OK\r\n-ERR wrong number of arguments for 'discard' command\r\n")
+    assert c.state.unpoolable_reason() == "DISCARD refused inside MULTI"
+    assert isinstance(c.state.plan_command(["SUBSCRIBE", "a"]), UsageError)
+
+
+def test_exec_without_multi_keeps_the_watch(loop: asyncio.AbstractEventLoop) -> None:
+    c = Connection(loop)
+    c.send("WATCH", "k")
+    c.send("EXEC")
+    c.receive(b"+OK\r\n-ERR EXEC without MULTI\r\n")
+    assert c.state.unpoolable_reason() == "WATCH not ended"
+
+
+def test_a_refused_multi_opens_no_transaction(loop: asyncio.AbstractEventLoop) -> None:
+    c = Connection(loop)
+    c.send("MULTI", "x")
+    c.receive(b"-ERR wrong number of arguments for 'multi' command\r\n")
+    assert isinstance(c.state.plan_command(["SUBSCRIBE", "a"]), Plan)
 
 
 def test_a_refused_pipeline_changes_no_prediction() -> None:

@@ -15,8 +15,16 @@ Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 class FakePeer:
-    def __init__(self, script: Script) -> None:
+    """A TCP peer running ``script`` per connection.
+
+    With ``greet`` (the default) it first answers the PING a client sends
+    when it connects without AUTH or SELECT, so scripts start at the first
+    command a test sends.
+    """
+
+    def __init__(self, script: Script, greet: bool = True) -> None:
         self.script = script
+        self.greet = greet
         self.server: asyncio.Server | None = None
         self.port = 0
         self.received = bytearray()
@@ -29,6 +37,10 @@ class FakePeer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         try:
+            if self.greet:
+                assert await read_command(reader) == [b"PING"]
+                writer.write(b"+PONG\r\n")
+                await writer.drain()
             await self.script(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass

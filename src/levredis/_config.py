@@ -21,7 +21,8 @@ from ._errors import ConfigError
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 6379
-_KNOWN_KEYS: Final = frozenset({"host", "port", "db", "timeout", "ssl", "auth", "decode"})
+_KNOWN_KEYS: Final = frozenset(
+    {"host", "port", "db", "timeout", "ssl", "auth", "decode", "max_connections"})
 _MASK: Final = "***"
 # Keys other Python clients use: ignoring them would silently connect without
 # the credentials, timeout or decoding the caller meant.
@@ -75,6 +76,8 @@ class Config:
     ssl: bool | ssl.SSLContext = False
     auth: Auth | None = None
     decode: bool = True
+    #: Open connections allowed per pool key (None: REDIS_CLIENT_MAX_CONNECTIONS).
+    max_connections: int | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -101,6 +104,7 @@ class Config:
             ssl=self.ssl,
             auth=self.auth,
             decode=self.decode,
+            max_connections=self.max_connections,
         )
         return ConfigView(values)
 
@@ -210,6 +214,14 @@ def _check_ssl(value: object) -> bool | ssl.SSLContext:
     if isinstance(value, (bool, ssl.SSLContext)):
         return value
     raise _invalid("ssl must be a bool or an ssl.SSLContext", value)
+
+
+def _check_max_connections(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
+        raise _invalid("max_connections must be an integer in 1..1000000", value)
+    return value
 
 
 def _check_decode(value: object) -> bool:
@@ -324,12 +336,15 @@ def _parse_url(url: str) -> Config:
     if path:
         db = _parse_int_text(path, "db in the URL path", shown)
     timeout: float | None = None
+    cap: int | None = None
     options = parse_qsl(parts.query, keep_blank_values=True)
     if len({key for key, _ in options}) != len(options):
         raise _invalid("a URL option is given twice", shown)
     for key, value in options:
         if key == "db":
             db = _parse_int_text(value, "db", shown)
+        elif key == "max_connections":
+            cap = _check_max_connections(_parse_int_text(value, "max_connections", shown))
         elif key == "timeout":
             try:
                 timeout = _check_timeout(float(value))
@@ -350,6 +365,7 @@ def _parse_url(url: str) -> Config:
         timeout=timeout,
         ssl=parts.scheme == "rediss",
         auth=auth,
+        max_connections=cap,
     )
 
 
@@ -370,6 +386,7 @@ def _parse_mapping(config: Mapping[Any, Any]) -> Config:
         ssl=_check_ssl(config.get("ssl")),
         auth=_check_auth(config.get("auth")),
         decode=_check_decode(config.get("decode")),
+        max_connections=_check_max_connections(config.get("max_connections")),
         extras=extras,
     )
 

@@ -12,7 +12,7 @@ import ssl
 from typing import Final
 
 from ._config import Config
-from ._errors import CLOSED, Error, ServerError, error_from_exception
+from ._errors import CLOSED, Error, error_from_exception
 from ._protocol import RedisProtocol
 from ._resp import encode_command
 
@@ -43,16 +43,21 @@ def _handshake(config: Config) -> list[list[object]]:
         commands.append(["AUTH", config.auth["user"], config.auth["pass"]])
     if config.db:
         commands.append(["SELECT", config.db])
+    if not commands:
+        # A server that refuses the connection (maxclients) says so and
+        # closes: a PING makes that the answer to connect(), not a surprise
+        # on the first command.
+        commands.append(["PING"])
     return commands
 
 
 async def open_connection(
-    config: Config, loop: asyncio.AbstractEventLoop
+    config: Config, loop: asyncio.AbstractEventLoop, limit: float | None
 ) -> RedisProtocol | Error:
-    """Connect, authenticate and select the db: the connection, or why not."""
+    """Connect, log in and select the db within ``limit`` seconds: the connection, or why not."""
     connection: RedisProtocol | None = None
     try:
-        async with asyncio.timeout(config.timeout):
+        async with asyncio.timeout(limit):
             context = tls_context(config)
             _, connection = await loop.create_connection(
                 lambda: RedisProtocol(loop, config.db, config.decode, config.auth is not None),
@@ -66,13 +71,13 @@ async def open_connection(
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("handshake %s: %s", config.describe(),
                               " + ".join(str(c[0]) for c in commands))
-                data = b"".join(encode_command(command) for command in commands)
-                replies = await connection.request_batch(data, len(commands), None)
-                if isinstance(replies, Error):
-                    raise _Failed(replies)
+                # One future each, so a refusal followed by the server closing
+                # (maxclients, ACL) is reported in the server's own words.
+                replies = [connection.request(encode_command(command)) for command in commands]
                 for reply in replies:
-                    if isinstance(reply, ServerError):
-                        raise _Failed(reply)
+                    answer = await reply
+                    if isinstance(answer, Error):
+                        raise _Failed(answer)
     except Exception as exc:
         error = exc.error if isinstance(exc, _Failed) else error_from_exception(exc)
         if connection is not None:

@@ -1,9 +1,16 @@
-"""Idle connections per pool key: LIFO, idle-age check, capacity, loop and fork safety.
+"""Connections per pool key: two limits, FIFO waiting, one deadline, loop and fork safety.
 
 A pool key is ``host:port/db``, plus TLS, plus the identity of the
 credentials, inside a registry per event loop: a connection is only ever
 handed to a caller whose config promises exactly the session it has, on the
 loop that owns its socket.
+
+Each key's ``Pool`` has two limits (as httpcore's pool does): at most
+``max_connections`` connections open at once, idle or in use, and at most
+``REDIS_CLIENT_POOL_SIZE`` of them kept idle. At the cap, ``acquire`` waits
+in FIFO order for a connection to be released, within the caller's
+deadline. Every await in here may be cancelled: whatever was taken before it
+is given back or closed.
 """
 
 from __future__ import annotations
@@ -13,12 +20,13 @@ import hashlib
 import logging
 import os
 import ssl
-from dataclasses import dataclass, field
+import threading
+from collections import deque
 from typing import Final, TypedDict
 
 from ._config import Config
 from ._connection import open_connection, ping
-from ._errors import CLOSED, Error
+from ._errors import CLOSED, TIMEOUT, Error, Timeout
 from ._protocol import RedisProtocol
 
 log: Final = logging.getLogger("levredis")
@@ -26,6 +34,7 @@ log: Final = logging.getLogger("levredis")
 #: A connection idle for less than this is reused without a PING.
 FRESH_FOR: Final = 5.0
 DEFAULT_POOL_SIZE: Final = 20
+DEFAULT_MAX_CONNECTIONS: Final = 1000
 #: The PING check's limit when the config sets no timeout.
 PING_TIMEOUT: Final = 5.0
 
@@ -67,180 +76,329 @@ class PoolStats(TypedDict):
     key: str
     idle: int
     in_use: int
+    opening: int
+    waiting: int
+    max_connections: int
     created: int
     reused: int
     discarded: int
 
 
-@dataclass(slots=True)
-class _Pool:
-    #: The key as logs and stats show it (no password).
-    name: str
-    idle: list[RedisProtocol] = field(default_factory=list)
-    in_use: int = 0
-    created: int = 0
-    reused: int = 0
-    discarded: int = 0
+# -- limits from the environment ---------------------------------------------------
+
+_env_cache: dict[str, tuple[str | None, int]] = {}
+_warned: set[tuple[str, str]] = set()
 
 
-_registry: dict[asyncio.AbstractEventLoop, dict[PoolKey, _Pool]] = {}
+def _env_limit(name: str, default: int, minimum: int) -> int:
+    """An environment variable's whole number >= ``minimum``; the default otherwise."""
+    raw = os.environ.get(name)
+    cached = _env_cache.get(name)
+    if cached is not None and cached[0] == raw:
+        return cached[1]
+    value = default
+    if raw is not None:
+        text = raw.strip()
+        if text.isdigit() and len(text) < 10 and int(text) >= minimum:
+            value = int(text)
+        elif (name, raw) not in _warned:
+            _warned.add((name, raw))
+            log.warning("%s=%r is not a whole number >= %d; using %d",
+                        name, raw, minimum, default)
+    _env_cache[name] = (raw, value)
+    return value
+
+
+def pool_size() -> int:
+    """``REDIS_CLIENT_POOL_SIZE``: idle connections kept per key (0 disables pooling)."""
+    return _env_limit("REDIS_CLIENT_POOL_SIZE", DEFAULT_POOL_SIZE, 0)
+
+
+def max_connections(config: Config) -> int:
+    """Open connections allowed per key: the config's, or ``REDIS_CLIENT_MAX_CONNECTIONS``."""
+    if config.max_connections is not None:
+        return config.max_connections
+    return _env_limit("REDIS_CLIENT_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, 1)
+
+
+# -- one key's pool ------------------------------------------------------------------
+
+#: What a waiter is handed: a released connection, or None (a slot to open one in).
+_Handoff = RedisProtocol | None
+
+
+class Pool:
+    """The connections of one pool key on one loop."""
+
+    __slots__ = ("cap", "created", "discarded", "idle", "in_use", "name", "opening",
+                 "reused", "waiters")
+
+    def __init__(self, name: str) -> None:
+        #: The key as logs and stats show it (no password).
+        self.name = name
+        self.idle: list[RedisProtocol] = []
+        self.in_use = 0
+        self.opening = 0
+        self.waiters: deque[asyncio.Future[_Handoff]] = deque()
+        self.cap = DEFAULT_MAX_CONNECTIONS
+        self.created = self.reused = self.discarded = 0
+
+    def open_count(self) -> int:
+        return len(self.idle) + self.in_use + self.opening
+
+    async def acquire(
+        self, config: Config, loop: asyncio.AbstractEventLoop, deadline: float | None
+    ) -> RedisProtocol | Error:
+        """A connection for ``config`` by ``deadline``: pooled, new, or released to us."""
+        self.cap = cap = max_connections(config)
+        while True:
+            connection = await self._take_idle(config, loop, deadline)
+            if connection is not None:
+                return connection
+            if self.open_count() < cap and not self.waiters:
+                return await self._open(config, loop, deadline)
+            handed = await self._wait(config, loop, deadline)
+            if isinstance(handed, Error):
+                return handed
+            if handed is not None:
+                return self._check_out(handed, config, reused=True)
+            # A slot was freed for us (its count is already ours): open one.
+            self.opening -= 1
+            if self.open_count() < cap:
+                return await self._open(config, loop, deadline)
+
+    async def _take_idle(
+        self, config: Config, loop: asyncio.AbstractEventLoop, deadline: float | None
+    ) -> RedisProtocol | None:
+        idle = self.idle
+        while idle:
+            connection = idle.pop()
+            if connection.error is not None:
+                self._discard(f"closed while idle: {connection.error}")
+                continue
+            if loop.time() - connection.idle_since >= FRESH_FOR:
+                # Half of what is left: a stalled connection must leave time
+                # to open a new one, and checks one after another stay
+                # within the deadline however many there are.
+                limit = PING_TIMEOUT if deadline is None else (deadline - loop.time()) / 2
+                self.opening += 1  # counted while out of the idle list
+                try:
+                    alive = limit > 0 and await ping(connection, limit)
+                except BaseException:
+                    # Cancelled: the connection is out of the pool, so close it
+                    # here or it would stay open, reachable by nothing.
+                    connection.abort(CLOSED)
+                    self._discard("cancelled during the PING check")
+                    raise
+                finally:
+                    self.opening -= 1
+                if not alive:
+                    connection.abort(connection.error or Error("PING check failed"))
+                    self._discard(f"PING check failed: {connection.error}")
+                    self._wake_one()
+                    continue
+                log.debug("pool %s: PING check passed", self.name)
+            log.debug("pool %s: hit", self.name)
+            return self._check_out(connection, config, reused=True)
+        return None
+
+    async def _open(
+        self, config: Config, loop: asyncio.AbstractEventLoop, deadline: float | None
+    ) -> RedisProtocol | Error:
+        log.debug("pool %s: miss, connecting", self.name)
+        limit = _remaining(loop, deadline, None)
+        if limit is not None and limit <= 0:
+            self._wake_one()  # the slot this caller held goes to the next
+            return TIMEOUT
+        self.opening += 1
+        try:
+            opened = await open_connection(config, loop, limit)
+        finally:
+            self.opening -= 1
+        if isinstance(opened, Error):
+            self._wake_one()  # the slot it held is free again
+            return opened
+        self.created += 1
+        return self._check_out(opened, config, reused=False)
+
+    async def _wait(
+        self, config: Config, loop: asyncio.AbstractEventLoop, deadline: float | None
+    ) -> _Handoff | Error:
+        """Wait, first come first served, for a released connection or a free slot."""
+        future: asyncio.Future[_Handoff] = loop.create_future()
+        self.waiters.append(future)
+        log.debug("pool %s: at max_connections=%d, waiting", self.name, self.cap)
+        try:
+            async with asyncio.timeout(_remaining(loop, deadline, None)):
+                return await future
+        except TimeoutError:
+            if future.done() and not future.cancelled():
+                return future.result()  # handed over just as the time ran out
+            return Timeout(
+                f"timeout: no free connection within {config.timeout:g}s "
+                f"(max_connections={self.cap} for {self.name}, all in use)"
+            )
+        except BaseException:
+            if future.done() and not future.cancelled():
+                # Cancelled after something was handed over: pass it on, so
+                # it is neither lost nor leaked.
+                self._pass_on(future.result(), loop)
+            raise
+        finally:
+            if future in self.waiters:
+                self.waiters.remove(future)
+
+    def _pass_on(self, handed: _Handoff, loop: asyncio.AbstractEventLoop) -> None:
+        if handed is None:
+            self.opening -= 1
+            self._wake_one()
+        else:
+            self.in_use += 1
+            handed.checked_out = True
+            self.release(handed, loop, keepalive=True)
+
+    def _check_out(self, connection: RedisProtocol, config: Config, reused: bool
+                   ) -> RedisProtocol:
+        if reused:
+            self.reused += 1
+            connection.set_decode(config.decode)
+        self.in_use += 1
+        connection.checked_out = True
+        return connection
+
+    def _wake_one(self) -> None:
+        """A slot became free: the first waiter may open a connection in it."""
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                self.opening += 1  # the slot is the waiter's until it opens
+                waiter.set_result(None)
+                return
+
+    def release(
+        self, connection: RedisProtocol, loop: asyncio.AbstractEventLoop, keepalive: bool
+    ) -> None:
+        """Hand ``connection`` to a waiter, pool it, or close it."""
+        if not connection.checked_out:
+            return  # released already
+        connection.checked_out = False
+        self.in_use -= 1
+        reason = None if keepalive else "close(no_keepalive=True)"
+        reason = reason or connection.unpoolable_reason()
+        if reason is None:
+            while self.waiters:
+                waiter = self.waiters.popleft()
+                if not waiter.done():
+                    # Straight to the caller that waited longest, still clean.
+                    log.debug("pool %s: connection handed to a waiting caller", self.name)
+                    waiter.set_result(connection)
+                    return
+            size = pool_size()
+            if size == 0:
+                reason = "pooling disabled"
+            elif len(self.idle) >= size:
+                reason = "pool full"
+        if reason is None:
+            connection.idle_since = loop.time()
+            self.idle.append(connection)
+            log.debug("pool %s: connection returned (%d idle)", self.name, len(self.idle))
+            return
+        self._discard(reason)
+        # Callers still waiting on this connection are told it was closed.
+        connection.close(CLOSED)
+        self._wake_one()
+
+    def _discard(self, reason: str) -> None:
+        self.discarded += 1
+        log.debug("pool %s: connection closed, not pooled (%s)", self.name, reason)
+
+    def close_idle(self) -> int:
+        closed = 0
+        while self.idle:
+            connection = self.idle.pop()
+            self._discard("close_pool()")
+            connection.close(CLOSED)
+            closed += 1
+            self._wake_one()
+        return closed
+
+    def stats(self) -> PoolStats:
+        return PoolStats(
+            key=self.name, idle=len(self.idle), in_use=self.in_use, opening=self.opening,
+            waiting=sum(not waiter.done() for waiter in self.waiters),
+            max_connections=self.cap, created=self.created, reused=self.reused,
+            discarded=self.discarded,
+        )
+
+
+def _remaining(
+    loop: asyncio.AbstractEventLoop, deadline: float | None, default: float | None
+) -> float | None:
+    """Seconds left until ``deadline`` (``default`` when there is none)."""
+    if deadline is None:
+        return default
+    return deadline - loop.time()
+
+
+# -- the registry: pools per loop --------------------------------------------------
+
+_registry: dict[asyncio.AbstractEventLoop, dict[PoolKey, Pool]] = {}
+_registry_lock = threading.Lock()  # each thread may run a loop of its own
 # Pools inherited through fork() stay untouched (their sockets are the parent's).
 _inherited: list[object] = []
-_warned_sizes: set[str] = set()
 
 
 def _forget_after_fork() -> None:
-    global _registry
+    global _registry, _registry_lock
     _inherited.append(_registry)
     _registry = {}
+    _registry_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_after_fork)
 
 
-_parsed_size: tuple[str | None, int] = (None, DEFAULT_POOL_SIZE)
+def _pool(loop: asyncio.AbstractEventLoop, key: PoolKey) -> Pool:
+    with _registry_lock:
+        pools = _registry.get(loop)
+        if pools is None:
+            # A new loop: drop the pools of loops that were closed meanwhile.
+            for old in [old for old in _registry if old.is_closed()]:
+                del _registry[old]
+            pools = _registry[loop] = {}
+        pool = pools.get(key)
+        if pool is None:
+            pool = pools[key] = Pool(describe_key(key))
+        return pool
 
 
-def pool_size() -> int:
-    """``REDIS_CLIENT_POOL_SIZE``: idle connections kept per key (0 disables)."""
-    global _parsed_size
-    raw = os.environ.get("REDIS_CLIENT_POOL_SIZE")
-    if raw == _parsed_size[0]:
-        return _parsed_size[1]
-    size = _parse_pool_size(raw)
-    _parsed_size = (raw, size)
-    return size
-
-
-def _parse_pool_size(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_POOL_SIZE
-    try:
-        size = int(raw.strip())
-    except ValueError:
-        size = -1
-    if size < 0:
-        if raw not in _warned_sizes:
-            _warned_sizes.add(raw)
-            log.warning(
-                "REDIS_CLIENT_POOL_SIZE=%r is not a whole number >= 0; using %d",
-                raw, DEFAULT_POOL_SIZE,
-            )
-        return DEFAULT_POOL_SIZE
-    return size
-
-
-def _pools_of(loop: asyncio.AbstractEventLoop) -> dict[PoolKey, _Pool]:
-    pools = _registry.get(loop)
-    if pools is None:
-        # A new loop: drop the pools of loops that were closed meanwhile.
-        for old in [old for old in _registry if old.is_closed()]:
-            del _registry[old]
-        pools = _registry[loop] = {}
-    return pools
-
-
-def _discard(pool: _Pool, reason: str) -> None:
-    pool.discarded += 1
-    log.debug("pool %s: connection closed, not pooled (%s)", pool.name, reason)
+def _pools_of(loop: asyncio.AbstractEventLoop) -> list[Pool]:
+    with _registry_lock:
+        return list(_registry.get(loop, {}).values())
 
 
 async def acquire(
-    config: Config, key: PoolKey, loop: asyncio.AbstractEventLoop
+    config: Config, key: PoolKey, loop: asyncio.AbstractEventLoop,
+    deadline: float | None = None,
 ) -> RedisProtocol | Error:
-    """A connection for ``config``: the most recently pooled one, a new one, or why not."""
-    pools = _pools_of(loop)
-    pool = pools.get(key)
-    if pool is None:
-        pool = pools[key] = _Pool(describe_key(key))
-    idle = pool.idle
-    while idle:
-        connection = idle.pop()
-        if connection.error is not None:
-            _discard(pool, f"closed while idle: {connection.error}")
-            continue
-        if loop.time() - connection.idle_since >= FRESH_FOR:
-            try:
-                alive = await ping(connection, config.timeout or PING_TIMEOUT)
-            except BaseException:
-                # Cancelled: the connection is out of the pool, so close it
-                # here or it would stay open, reachable by nothing.
-                connection.abort(CLOSED)
-                _discard(pool, "cancelled during the PING check")
-                raise
-            if not alive:
-                connection.abort(connection.error or Error("PING check failed"))
-                _discard(pool, f"PING check failed: {connection.error}")
-                continue
-            log.debug("pool %s: PING check passed", pool.name)
-        pool.reused += 1
-        pool.in_use += 1
-        connection.checked_out = True
-        connection.set_decode(config.decode)
-        log.debug("pool %s: hit", pool.name)
-        return connection
-    log.debug("pool %s: miss, connecting", pool.name)
-    opened = await open_connection(config, loop)
-    if isinstance(opened, Error):
-        return opened
-    pool.created += 1
-    pool.in_use += 1
-    opened.checked_out = True
-    return opened
+    """A connection for ``config`` within ``deadline`` (a ``loop.time()``), or why not."""
+    if deadline is None and config.timeout is not None:
+        deadline = loop.time() + config.timeout
+    return await _pool(loop, key).acquire(config, loop, deadline)
 
 
 def release(
     connection: RedisProtocol, key: PoolKey, loop: asyncio.AbstractEventLoop, keepalive: bool
 ) -> None:
-    """Pool ``connection`` if it is clean and there is room; close it otherwise."""
-    if not connection.checked_out:
-        return  # released already
-    connection.checked_out = False
-    pools = _pools_of(loop)
-    pool = pools.get(key)
-    if pool is None:
-        pool = pools[key] = _Pool(describe_key(key))
-    pool.in_use -= 1
-    reason = None if keepalive else "close(no_keepalive=True)"
-    reason = reason or connection.unpoolable_reason()
-    if reason is None:
-        size = pool_size()
-        if size == 0:
-            reason = "pooling disabled"
-        elif len(pool.idle) >= size:
-            reason = "pool full"
-    if reason is None:
-        connection.idle_since = loop.time()
-        pool.idle.append(connection)
-        log.debug("pool %s: connection returned (%d idle)", pool.name, len(pool.idle))
-        return
-    _discard(pool, reason)
-    # Callers still waiting on this connection are told it was closed.
-    connection.close(CLOSED)
+    """Give ``connection`` back: to a waiting caller, the idle list, or closed."""
+    _pool(loop, key).release(connection, loop, keepalive)
 
 
 def stats(loop: asyncio.AbstractEventLoop) -> list[PoolStats]:
-    return [
-        PoolStats(
-            key=pool.name,
-            idle=len(pool.idle),
-            in_use=pool.in_use,
-            created=pool.created,
-            reused=pool.reused,
-            discarded=pool.discarded,
-        )
-        for pool in _pools_of(loop).values()
-    ]
+    return [pool.stats() for pool in _pools_of(loop)]
 
 
 def close_idle(loop: asyncio.AbstractEventLoop) -> int:
     """Close every idle pooled connection of ``loop``; how many were closed."""
-    closed = 0
-    for pool in _pools_of(loop).values():
-        while pool.idle:
-            connection = pool.idle.pop()
-            _discard(pool, "close_pool()")
-            connection.close(CLOSED)
-            closed += 1
-    return closed
+    return sum(pool.close_idle() for pool in _pools_of(loop))

@@ -102,8 +102,8 @@ async def test_invalid_pool_size_means_the_default_with_a_warning(
     value: str,
 ) -> None:
     monkeypatch.setenv("REDIS_CLIENT_POOL_SIZE", value)
-    monkeypatch.setattr(_pool, "_parsed_size", (None, 20))
-    _pool._warned_sizes.clear()
+    _pool._env_cache.clear()
+    _pool._warned.clear()
     with caplog.at_level(logging.WARNING, logger="levredis"):
         assert _pool.pool_size() == 20
     assert any("REDIS_CLIENT_POOL_SIZE" in r.getMessage() for r in caplog.records)
@@ -155,22 +155,41 @@ async def test_a_pooled_connection_that_died_is_discarded(own_server: RedisServe
 async def test_a_stale_connection_failing_its_ping_is_replaced(
     own_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    a = await connect({"host": "127.0.0.1", "port": own_server.port, "timeout": 0.3})
+    a = await connect({"host": "127.0.0.1", "port": own_server.port, "timeout": 1})
     first = await client_id(a)
     await a.close()
     monkeypatch.setattr(_pool, "FRESH_FOR", 0.0)
-    # Freeze the server: the pooled connection stays open but cannot answer.
+    # Freeze the server for a moment: the pooled connection stays open but
+    # its PING check (half the budget) times out; the new connection opened
+    # in the other half is answered once the server runs again.
     own_server.process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
-    try:
-        # The PING times out, the stale connection is discarded, a new one is
-        # opened (TCP only: no AUTH or SELECT to wait for).
-        b = await connect({"host": "127.0.0.1", "port": own_server.port, "timeout": 0.3})
-    finally:
-        own_server.process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+    loop = asyncio.get_running_loop()
+    loop.call_later(1.0, own_server.process.send_signal, signal.SIGCONT)  # type: ignore[union-attr]
+    b = await connect({"host": "127.0.0.1", "port": own_server.port, "timeout": 1.6})
     assert await client_id(b) != first
     [stats] = levredis.pool_stats()
     assert stats["discarded"] == 1 and stats["created"] == 2 and stats["reused"] == 0
     await b.close()
+
+
+async def test_connect_returns_within_one_deadline_however_many_stale_connections(
+    own_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = {"host": "127.0.0.1", "port": own_server.port, "timeout": 0.3}
+    clients = [await connect(config) for _ in range(5)]
+    for client in clients:
+        await client.close()
+    monkeypatch.setattr(_pool, "FRESH_FOR", 0.0)
+    own_server.process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+    try:
+        # Used to PING each stale connection with the full timeout, then
+        # connect with it again: seconds against a frozen server.
+        value, err = await asyncio.wait_for(levredis.connect(config), 1.0)
+    finally:
+        own_server.process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+    assert value is None and isinstance(err, levredis.Timeout)
+    [stats] = levredis.pool_stats()
+    assert stats["in_use"] == 0 and stats["opening"] == 0
 
 
 # -- keys: db, credentials, TLS ------------------------------------------------------

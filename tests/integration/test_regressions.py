@@ -19,11 +19,11 @@ async def test_a_request_on_a_connection_lost_meanwhile_fails_at_once(
     # command waited forever (its timeout found nothing left to fail).
     config = parse_config({"host": "127.0.0.1", "port": redis_server.port, "timeout": 1})
     assert not isinstance(config, levredis.Error)
-    connection = await open_connection(config, asyncio.get_running_loop())
+    connection = await open_connection(config, asyncio.get_running_loop(), config.timeout)
     assert not isinstance(connection, levredis.Error)
     connection.abort(levredis.NetworkError("connection reset by peer"))
     single = connection.request(encode_command(["PING"]))
-    batch = connection.request_batch(encode_command(["PING"]), [1], None)
+    batch = connection.request_batch(encode_command(["PING"]), 1, None)
     reader = connection.wait_push()
     for future in (single, batch, reader):
         assert future.done() and future.result() == "connection reset by peer"
@@ -32,7 +32,7 @@ async def test_a_request_on_a_connection_lost_meanwhile_fails_at_once(
 async def test_a_timeout_never_leaves_its_caller_waiting(redis_server: RedisServer) -> None:
     config = parse_config({"host": "127.0.0.1", "port": redis_server.port})
     assert not isinstance(config, levredis.Error)
-    connection = await open_connection(config, asyncio.get_running_loop())
+    connection = await open_connection(config, asyncio.get_running_loop(), config.timeout)
     assert not isinstance(connection, levredis.Error)
     stray: asyncio.Future[object] = asyncio.get_running_loop().create_future()
     connection.abort(levredis.NetworkError("gone"))

@@ -34,6 +34,12 @@ NOTHING_TO_READ: Final = UsageError(
 class UnsolicitedReply(RespError):
     """A reply arrived that no command asked for, outside pub/sub and MONITOR."""
 
+    def __init__(self, reply: Reply) -> None:
+        super().__init__("a reply arrived that no command asked for")
+        #: The reply itself: an error here is the server speaking of the
+        #: connection (say, refusing it at maxclients) before it closes.
+        self.reply = reply
+
 
 class Batch:
     """The waiter of a pipeline, or of a command with a ``Plan``.
@@ -117,7 +123,7 @@ class Dispatcher:
                 self.push(kind, value)
                 return
             if head is None:
-                raise UnsolicitedReply("a reply arrived that no command asked for")
+                raise UnsolicitedReply(value)
         waiter = waiters[0]
         if type(waiter) is Batch:
             if waiter.add(value, kind, self):

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 from typing import Final
 
-from ._dispatch import Batch, Dispatcher, Push
-from ._errors import TIMEOUT, Error, ProtocolError, error_from_exception
+from ._dispatch import Batch, Dispatcher, Push, UnsolicitedReply
+from ._errors import TIMEOUT, Error, ProtocolError, ServerError, error_from_exception
 from ._resp import INCOMPLETE, Reply, RespError, new_parser
 from ._state import Plan, SessionState
 
@@ -61,6 +61,11 @@ class RedisProtocol(asyncio.Protocol):
                 if value is INCOMPLETE:
                     return
                 route(value, parser.kind)  # type: ignore[arg-type]
+        except UnsolicitedReply as exc:
+            if isinstance(exc.reply, ServerError):
+                self.abort(exc.reply)  # the server's own words, e.g. maxclients
+            else:
+                self.abort(ProtocolError(f"protocol error: {exc}"))
         except RespError as exc:
             self.abort(ProtocolError(f"protocol error: {exc}"))
         except Exception as exc:  # a last guard: never let one bad reply escape

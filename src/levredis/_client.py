@@ -12,10 +12,12 @@ from types import TracebackType
 from typing import Any, Final, Literal, TypedDict
 
 from . import _pool
+from ._blocking import BLOCKING, RECOVERY_LIMIT, is_blocking, recover
 from ._config import Config, ConfigView, parse_config
 from ._errors import (
     CLOSED,
     NOT_FOUND,
+    TIMEOUT,
     ConfigError,
     Error,
     NetworkError,
@@ -23,7 +25,17 @@ from ._errors import (
     UsageError,
 )
 from ._protocol import RedisProtocol
-from ._resp import ARRAY, BULK, ERROR, INTEGER, SIMPLE, ArgumentError, Reply, encode_command
+from ._resp import (
+    ARRAY,
+    BULK,
+    ERROR,
+    INTEGER,
+    SIMPLE,
+    ArgumentError,
+    Reply,
+    command_name,
+    encode_command,
+)
 
 ReplyType = Literal["simple", "error", "integer", "bulk", "array"]
 
@@ -62,6 +74,7 @@ class Client:
     __slots__ = (
         "_cfg",
         "_closed",
+        "_closing",
         "_config",
         "_connection",
         "_key",
@@ -84,6 +97,8 @@ class Client:
         self._loop = loop
         self._connection = connection
         self._closed = False
+        #: Set by close(), for blocking commands waiting on their own connections.
+        self._closing: asyncio.Future[None] | None = None
         self._timeout = config.timeout
         self._reconnecting: asyncio.Task[RedisProtocol | Error] | None = None
         # Set when the connection died holding session state a new one would
@@ -137,6 +152,10 @@ class Client:
             if self._closed:  # closed while this call awaited the reconnect
                 return None, CLOSED
             connection = usable
+        first = args[0]
+        name = first.upper() if type(first) is str else command_name(first)
+        if name in BLOCKING and is_blocking(name, args) and connection.state.is_plain():
+            return await self._run_blocking(name, args, data)
         plan = connection.state.plan_command(args)
         if plan is None:
             future: asyncio.Future[Any] = connection.request(data)
@@ -266,8 +285,81 @@ class Client:
         if self._closed:
             return True
         self._closed = True
+        if self._closing is not None and not self._closing.done():
+            self._closing.set_result(None)  # blocking commands still waiting end now
         _pool.release(self._connection, self._key, self._loop, keepalive=not no_keepalive)
         return True
+
+    # -- blocking commands -------------------------------------------------------
+
+    async def _run_blocking(
+        self, name: str, args: Sequence[object], data: bytes
+    ) -> tuple[Reply, Error | None]:
+        """Run a blocking command on a connection of its own from the same pool."""
+        loop = self._loop
+        deadline = None if self._timeout is None else loop.time() + self._timeout
+        connection = await _pool.acquire(self._config, self._key, loop, deadline)
+        if isinstance(connection, Error):
+            return None, connection
+        if self._closed:
+            _pool.release(connection, self._key, loop, keepalive=True)
+            return None, CLOSED
+        asked_id = connection.request(_CLIENT_ID) if connection.client_id is None else None
+        future = connection.request(data)
+        try:
+            if asked_id is not None:
+                client_id = await asked_id
+                if isinstance(client_id, int):
+                    connection.client_id = client_id
+            remaining = None if deadline is None else deadline - loop.time()
+            if self._closing is None:
+                self._closing = loop.create_future()
+            # asyncio.wait cancels neither: the reply is still read if we leave.
+            await asyncio.wait((future, self._closing), timeout=remaining,
+                               return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # The caller left: the server may still pop for it. Recover in
+            # the background, so nothing is lost and the caller goes now.
+            self._recover_later(connection, future, name, args)
+            raise
+        if not future.done():  # the timeout, or close() while it waited
+            self._recover_later(connection, future, name, args)
+            return None, CLOSED if self._closed else TIMEOUT
+        value = future.result()
+        _pool.release(connection, self._key, loop, keepalive=True)
+        if value is None:
+            return None, NOT_FOUND
+        if isinstance(value, Error):
+            return None, value
+        return value, None
+
+    def _recover_later(
+        self, connection: RedisProtocol, future: asyncio.Future[Reply], name: str,
+        args: Sequence[object],
+    ) -> None:
+        config, key, loop = self._config, self._key, self._loop
+
+        async def unblock(client_id: int) -> None:
+            other = await _pool.acquire(config, key, loop, loop.time() + RECOVERY_LIMIT)
+            if isinstance(other, Error):
+                return
+            try:
+                await other.request(encode_command(["CLIENT", "UNBLOCK", client_id]))
+            finally:
+                _pool.release(other, key, loop, keepalive=True)
+
+        async def run() -> None:
+            clean = False
+            try:
+                clean = await recover(connection, future, name, args, unblock)
+            finally:
+                if not clean:
+                    connection.abort(CLOSED)
+                _pool.release(connection, key, loop, keepalive=clean)
+
+        task = loop.create_task(run())
+        _RECOVERING.add(task)
+        task.add_done_callback(_RECOVERING.discard)
 
     # -- reconnecting ----------------------------------------------------------
 
@@ -324,6 +416,10 @@ def encode_pipeline(commands: object) -> list[bytes] | UsageError:
             return UsageError(f"pipeline entry {position}: {exc}")
     return parts
 
+
+_CLIENT_ID: Final = encode_command(["CLIENT", "ID"])
+# Recoveries after blocking commands whose callers left (kept from the GC).
+_RECOVERING: set[asyncio.Task[None]] = set()
 
 _WRONG_LOOP: Final = UsageError(
     "this client belongs to another event loop: connect() again on this one"

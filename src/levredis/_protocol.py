@@ -41,6 +41,8 @@ class RedisProtocol(asyncio.Protocol):
         self.checked_out = False
         #: A read() timed out on it: usable, but not clean enough to pool.
         self.had_read_timeout = False
+        #: The server's CLIENT ID for it, once a blocking command needed it.
+        self.client_id: int | None = None
         self._pending_writes: list[bytes] | None = None
 
     # -- asyncio callbacks -------------------------------------------------

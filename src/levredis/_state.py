@@ -362,6 +362,11 @@ class SessionState:
         """Whether anything may still arrive that no command asked for."""
         return self.listening or self._push_plans > 0
 
+    def is_plain(self) -> bool:
+        """No session state at all, none predicted: any pooled connection would do."""
+        return (not self._multi_sent and not self.pushes_possible
+                and self.unpoolable_reason() is None)
+
     def unpoolable_reason(self) -> str | None:
         """Why this session may not go back to the pool, or None."""
         if self.dirty is not None:

@@ -282,7 +282,8 @@ async def test_monitor_connection_is_not_pooled(redis_server: RedisServer) -> No
 async def test_a_connection_that_owes_a_reply_is_not_pooled(redis_server: RedisServer) -> None:
     a = await connect(redis_server.address)
     first = await client_id(a)
-    task = asyncio.create_task(a.cmd("BLPOP", "never-filled", 5))
+    # In a pipeline a blocking command runs on the client's own connection.
+    task = asyncio.create_task(a.pipeline([["BLPOP", "never-filled", 5]]))
     await asyncio.sleep(0.05)
     task.cancel()
     await a.close()

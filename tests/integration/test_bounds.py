@@ -34,7 +34,7 @@ async def test_a_storm_of_connects_stays_under_the_cap_and_every_task_succeeds(
     peak_open = 0
     failures: list[str] = []
 
-    async def one(n: int) -> None:
+    async def one() -> None:
         nonlocal peak_open
         client, err = await levredis.connect(config)
         if client is None:
@@ -42,12 +42,12 @@ async def test_a_storm_of_connects_stays_under_the_cap_and_every_task_succeeds(
             return
         stats = stats_for(small_server.port)
         peak_open = max(peak_open, stats["idle"] + stats["in_use"] + stats["opening"])
-        value, err = await client.cmd("INCR", "storm")
+        _, err = await client.cmd("INCR", "storm")
         if err is not None:
             failures.append(str(err))
         await client.close()
 
-    await asyncio.gather(*(one(n) for n in range(tasks)))
+    await asyncio.gather(*(one() for _ in range(tasks)))
     assert failures == []
     admin, _ = await levredis.connect(config)
     assert admin is not None

@@ -28,7 +28,7 @@ stress: $(STAMP)
 	mkdir -p docs/stress
 	LEVREDIS_STRESS=1 LEVREDIS_FIGURES=docs/stress/latest.json $(BIN)/python -m pytest -q \
 	  -p no:randomly tests/unit/test_fuzz.py tests/unit/test_routing_fuzz.py tests/integration/test_storm.py \
-	  tests/integration/test_bounds.py tests/integration/test_blocking.py \
+	  tests/integration/test_bounds.py tests/integration/test_blocking.py tests/integration/test_flow_control.py \
 	  tests/integration/test_fault_matrix.py tests/soak
 
 bench: $(STAMP)

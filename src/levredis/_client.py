@@ -156,6 +156,12 @@ class Client:
         name = first.upper() if type(first) is str else command_name(first)
         if name in BLOCKING and is_blocking(name, args) and connection.state.is_plain():
             return await self._run_blocking(name, args, data)
+        if connection.write_paused:
+            await connection.writable()  # the socket's write buffer is full
+            if self._closed:
+                return None, CLOSED
+            if connection.error is not None:
+                return None, connection.error
         plan = connection.state.plan_command(args)
         if plan is None:
             future: asyncio.Future[Any] = connection.request(data)
@@ -205,6 +211,12 @@ class Client:
             if self._closed:  # closed while this call awaited the reconnect
                 return None, CLOSED
             connection = usable
+        if connection.write_paused:
+            await connection.writable()  # the socket's write buffer is full
+            if self._closed:
+                return None, CLOSED
+            if connection.error is not None:
+                return None, connection.error
         plans = connection.state.plan_batch(commands)
         if isinstance(plans, UsageError):
             return None, plans

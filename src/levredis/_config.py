@@ -22,7 +22,8 @@ from ._errors import ConfigError
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 6379
 _KNOWN_KEYS: Final = frozenset(
-    {"host", "port", "db", "timeout", "ssl", "auth", "decode", "max_connections"})
+    {"host", "port", "db", "timeout", "ssl", "auth", "decode", "max_connections",
+     "max_pushes", "max_push_bytes"})
 _MASK: Final = "***"
 # Keys other Python clients use: ignoring them would silently connect without
 # the credentials, timeout or decoding the caller meant.
@@ -78,6 +79,9 @@ class Config:
     decode: bool = True
     #: Open connections allowed per pool key (None: REDIS_CLIENT_MAX_CONNECTIONS).
     max_connections: int | None = None
+    #: Unread pushes (messages, bytes) past which the socket is not read.
+    max_pushes: int = 10_000
+    max_push_bytes: int = 64 * 1024 * 1024
     extras: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -105,6 +109,8 @@ class Config:
             auth=self.auth,
             decode=self.decode,
             max_connections=self.max_connections,
+            max_pushes=self.max_pushes,
+            max_push_bytes=self.max_push_bytes,
         )
         return ConfigView(values)
 
@@ -221,6 +227,14 @@ def _check_max_connections(value: object) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
         raise _invalid("max_connections must be an integer in 1..1000000", value)
+    return value
+
+
+def _check_limit(value: object, name: str, default: int, low: int, high: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _invalid(f"{name} must be an integer in {low}..{high}", value)
     return value
 
 
@@ -387,6 +401,9 @@ def _parse_mapping(config: Mapping[Any, Any]) -> Config:
         auth=_check_auth(config.get("auth")),
         decode=_check_decode(config.get("decode")),
         max_connections=_check_max_connections(config.get("max_connections")),
+        max_pushes=_check_limit(config.get("max_pushes"), "max_pushes", 10_000, 1, 10**9),
+        max_push_bytes=_check_limit(config.get("max_push_bytes"), "max_push_bytes",
+                                    64 * 1024 * 1024, 1024, 2**40),
         extras=extras,
     )
 

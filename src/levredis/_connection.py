@@ -13,7 +13,7 @@ from typing import Final
 
 from ._config import Config
 from ._errors import CLOSED, Error, error_from_exception
-from ._protocol import RedisProtocol
+from ._protocol import PushLimits, RedisProtocol
 from ._resp import encode_command
 
 log: Final = logging.getLogger("levredis")
@@ -60,7 +60,8 @@ async def open_connection(
         async with asyncio.timeout(limit):
             context = tls_context(config)
             _, connection = await loop.create_connection(
-                lambda: RedisProtocol(loop, config.db, config.decode, config.auth is not None),
+                lambda: RedisProtocol(loop, config.db, config.decode, config.auth is not None,
+                                      PushLimits(config.max_pushes, config.max_push_bytes)),
                 config.host,
                 config.port,
                 ssl=context,

@@ -31,6 +31,14 @@ NOTHING_TO_READ: Final = UsageError(
 )
 
 
+def push_size(value: Reply) -> int:
+    """The bytes a push holds, for flow control: its strings, one level deep."""
+    if isinstance(value, list):
+        return 16 * len(value) + sum(len(item) for item in value
+                                     if isinstance(item, (str, bytes)))
+    return len(value) if isinstance(value, (str, bytes)) else 16
+
+
 class UnsolicitedReply(RespError):
     """A reply arrived that no command asked for, outside pub/sub and MONITOR."""
 
@@ -96,12 +104,14 @@ class Batch:
 class Dispatcher:
     """The FIFO of callers waiting for replies, and the replies kept for ``read()``."""
 
-    __slots__ = ("pushes", "readers", "state", "waiters")
+    __slots__ = ("push_bytes", "pushes", "readers", "state", "waiters")
 
     def __init__(self, state: SessionState) -> None:
         self.state = state
         self.waiters: deque[asyncio.Future[Reply] | Batch] = deque()
         self.pushes: deque[Push] = deque()
+        #: Roughly how many bytes the kept pushes hold (their strings).
+        self.push_bytes = 0
         self.readers: deque[asyncio.Future[Push | Error]] = deque()
 
     def route(self, value: Reply, kind: int) -> None:
@@ -144,6 +154,7 @@ class Dispatcher:
                 reader.set_result((kind, value))
                 return
         self.pushes.append((kind, value))
+        self.push_bytes += push_size(value)
 
     def check_listening(self) -> None:
         """Tell waiting readers when nothing more can arrive for them."""
@@ -151,11 +162,16 @@ class Dispatcher:
             self._fail_readers(NOTHING_TO_READ)
 
     def take_push(self) -> Push | None:
-        return self.pushes.popleft() if self.pushes else None
+        if not self.pushes:
+            return None
+        push = self.pushes.popleft()
+        self.push_bytes -= push_size(push[1])
+        return push
 
     def return_push(self, push: Push) -> None:
         """Put back a push whose reader was cancelled after receiving it."""
         self.pushes.appendleft(push)
+        self.push_bytes += push_size(push[1])
 
     def wait_push(self, future: asyncio.Future[Push | Error]) -> None:
         """Make ``future`` get the next push (or why none can come)."""

@@ -27,7 +27,7 @@ from typing import Final, TypedDict
 from ._config import Config
 from ._connection import open_connection, ping
 from ._errors import CLOSED, TIMEOUT, Error, Timeout
-from ._protocol import RedisProtocol
+from ._protocol import PushLimits, RedisProtocol
 
 log: Final = logging.getLogger("levredis")
 
@@ -262,6 +262,7 @@ class Pool:
         if reused:
             self.reused += 1
             connection.set_decode(config.decode)
+            connection.limits = PushLimits(config.max_pushes, config.max_push_bytes)
         self.in_use += 1
         connection.checked_out = True
         return connection

@@ -12,7 +12,7 @@ the connection's end.
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from typing import Final, NamedTuple
 
 from ._dispatch import Batch, Dispatcher, Push, UnsolicitedReply
 from ._errors import TIMEOUT, Error, ProtocolError, ServerError, error_from_exception
@@ -22,11 +22,22 @@ from ._state import Plan, SessionState
 _PING: Final = b"*1\r\n$4\r\nPING\r\n"
 
 
+class PushLimits(NamedTuple):
+    """How much ``read()`` may fall behind before the socket is not read any more."""
+
+    max_pushes: int = 10_000
+    max_push_bytes: int = 64 * 1024 * 1024
+
+
+DEFAULT_PUSH_LIMITS: Final = PushLimits()
+
+
 class RedisProtocol(asyncio.Protocol):
     """The I/O of one Redis connection."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, db: int, decode: bool, authenticated: bool = False
+        self, loop: asyncio.AbstractEventLoop, db: int, decode: bool, authenticated: bool = False,
+        limits: PushLimits = DEFAULT_PUSH_LIMITS,
     ) -> None:
         self.loop = loop
         self.transport: asyncio.Transport | None = None
@@ -43,6 +54,11 @@ class RedisProtocol(asyncio.Protocol):
         self.had_read_timeout = False
         #: The server's CLIENT ID for it, once a blocking command needed it.
         self.client_id: int | None = None
+        #: Bounds on unread pushes, and whether reading stopped at them.
+        self.limits = limits
+        self.reading_paused = False
+        # Set while the transport asks writers to pause.
+        self._writable: asyncio.Future[None] | None = None
         self._pending_writes: list[bytes] | None = None
 
     # -- asyncio callbacks -------------------------------------------------
@@ -56,13 +72,22 @@ class RedisProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         parser = self.parser
         parser.feed(data)
-        route = self.dispatch.route
+        dispatch = self.dispatch
+        route = dispatch.route
         try:
             while True:
                 value = parser.next_reply()
                 if value is INCOMPLETE:
-                    return
+                    break
                 route(value, parser.kind)  # type: ignore[arg-type]
+            if dispatch.pushes and not self.reading_paused and (
+                    len(dispatch.pushes) > self.limits.max_pushes
+                    or dispatch.push_bytes > self.limits.max_push_bytes):
+                # Nobody reads fast enough: stop reading the socket, so the
+                # server's own output-buffer limit protects both sides.
+                self.reading_paused = True
+                if self.transport is not None:
+                    self.transport.pause_reading()
         except UnsolicitedReply as exc:
             if isinstance(exc.reply, ServerError):
                 self.abort(exc.reply)  # the server's own words, e.g. maxclients
@@ -129,7 +154,35 @@ class RedisProtocol(asyncio.Protocol):
     # -- read() ----------------------------------------------------------------
 
     def take_push(self) -> Push | None:
-        return self.dispatch.take_push()
+        dispatch = self.dispatch
+        push = dispatch.take_push()
+        if self.reading_paused and (
+                len(dispatch.pushes) <= self.limits.max_pushes // 2
+                and dispatch.push_bytes <= self.limits.max_push_bytes // 2):
+            self.reading_paused = False  # drained below the low-water mark
+            if self.transport is not None and self.error is None:
+                self.transport.resume_reading()
+        return push
+
+    # -- write flow control ------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        if self._writable is None:
+            self._writable = self.loop.create_future()
+
+    def resume_writing(self) -> None:
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
+
+    @property
+    def write_paused(self) -> bool:
+        return self._writable is not None
+
+    async def writable(self) -> None:
+        """Wait while the socket's write buffer is over its high-water mark."""
+        while self._writable is not None and self.error is None:
+            await asyncio.shield(self._writable)
 
     def wait_push(self) -> asyncio.Future[Push | Error]:
         future: asyncio.Future[Push | Error] = self.loop.create_future()

@@ -7,6 +7,10 @@ the value and ``None``, or ``None`` and an error value (a ``str``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import traceback
+import warnings
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Literal, TypedDict
@@ -24,7 +28,7 @@ from ._errors import (
     ServerError,
     UsageError,
 )
-from ._protocol import RedisProtocol
+from ._protocol import FORKED, RedisProtocol
 from ._resp import (
     ARRAY,
     BULK,
@@ -75,6 +79,7 @@ class Client:
         "_cfg",
         "_closed",
         "_closing",
+        "_created_at",
         "_config",
         "_connection",
         "_key",
@@ -97,6 +102,8 @@ class Client:
         self._loop = loop
         self._connection = connection
         self._closed = False
+        # Where it was made, for the unclosed-client warning (asyncio debug mode).
+        self._created_at = traceback.extract_stack()[:-2] if loop.get_debug() else None
         #: Set by close(), for blocking commands waiting on their own connections.
         self._closing: asyncio.Future[None] | None = None
         self._timeout = config.timeout
@@ -299,8 +306,34 @@ class Client:
         self._closed = True
         if self._closing is not None and not self._closing.done():
             self._closing.set_result(None)  # blocking commands still waiting end now
-        _pool.release(self._connection, self._key, self._loop, keepalive=not no_keepalive)
+        connection = self._connection
+        _pool.release(connection, self._key, self._loop, keepalive=not no_keepalive)
+        if (connection.error is not None and connection.transport is not None
+                and asyncio._get_running_loop() is self._loop):
+            # Closed, not pooled: return once the socket is closed (bounded:
+            # a transport that never reports back must not hang close()).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_CLOSE_WAIT):
+                    await asyncio.shield(connection.closed)
         return True
+
+    def __del__(self) -> None:
+        # A client dropped without close(): say so, and free its connection
+        # (on its own loop: this may run in any thread, or after the loop).
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        kwargs: dict[str, Any] = {"source": self}
+        warnings.warn(f"unclosed {self!r}: call await client.close()", ResourceWarning,
+                      **kwargs)
+        if self._created_at is not None:
+            _log.warning("unclosed %r, created at:\n%s", self, "".join(
+                traceback.format_list(self._created_at)))
+        loop = self._loop
+        if not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(
+                    _pool.release, self._connection, self._key, loop, False)
 
     # -- blocking commands -------------------------------------------------------
 
@@ -384,6 +417,8 @@ class Client:
         dead = self._connection
         if dead.error is None:
             return dead
+        if dead.error is FORKED:
+            return FORKED  # never reconnect on an event loop inherited through fork()
         held = dead.state.unpoolable_reason()
         _pool.release(dead, self._key, self._loop, keepalive=False)
         if held is not None:
@@ -430,6 +465,9 @@ def encode_pipeline(commands: object) -> list[bytes] | UsageError:
 
 
 _CLIENT_ID: Final = encode_command(["CLIENT", "ID"])
+#: How long close() waits for a closed socket's last word.
+_CLOSE_WAIT: Final = 1.0
+_log: Final = logging.getLogger("levredis")
 # Recoveries after blocking commands whose callers left (kept from the GC).
 _RECOVERING: set[asyncio.Task[None]] = set()
 

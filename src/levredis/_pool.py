@@ -16,18 +16,20 @@ is given back or closed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
 import ssl
 import threading
 from collections import deque
+from collections.abc import AsyncGenerator
 from typing import Final, TypedDict
 
 from ._config import Config
 from ._connection import open_connection, ping
 from ._errors import CLOSED, TIMEOUT, Error, Timeout
-from ._protocol import PushLimits, RedisProtocol
+from ._protocol import FORKED, PushLimits, RedisProtocol
 
 log: Final = logging.getLogger("levredis")
 
@@ -282,6 +284,8 @@ class Pool:
         """Hand ``connection`` to a waiter, pool it, or close it."""
         if not connection.checked_out:
             return  # released already
+        if connection.error is FORKED:
+            return  # the parent's: nothing here may touch it
         connection.checked_out = False
         self.in_use -= 1
         reason = None if keepalive else "close(no_keepalive=True)"
@@ -367,11 +371,34 @@ def _pool(loop: asyncio.AbstractEventLoop, key: PoolKey) -> Pool:
             # A new loop: drop the pools of loops that were closed meanwhile.
             for old in [old for old in _registry if old.is_closed()]:
                 del _registry[old]
+                _closers.pop(old, None)
             pools = _registry[loop] = {}
+            _closers[loop] = _close_at_shutdown(loop)
         pool = pools.get(key)
         if pool is None:
             pool = pools[key] = Pool(describe_key(key))
         return pool
+
+
+# One asynchronous generator per loop, started and left suspended: the loop's
+# shutdown (asyncio.run and uvloop call shutdown_asyncgens() before closing)
+# closes it, and its ``finally`` closes the loop's idle connections. Without
+# it, the pools of a finished asyncio.run() would be dropped, not closed.
+_closers: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
+
+
+def _close_at_shutdown(loop: asyncio.AbstractEventLoop) -> AsyncGenerator[None, None]:
+    async def closer() -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            close_idle(loop)
+
+    generator = closer()
+    step = generator.__anext__()  # registers it with the running loop's hooks
+    with contextlib.suppress(StopIteration):
+        step.send(None)  # runs to the yield
+    return generator
 
 
 def _pools_of(loop: asyncio.AbstractEventLoop) -> list[Pool]:

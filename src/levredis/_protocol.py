@@ -12,10 +12,12 @@ the connection's end.
 from __future__ import annotations
 
 import asyncio
+import os
+import weakref
 from typing import Final, NamedTuple
 
 from ._dispatch import Batch, Dispatcher, Push, UnsolicitedReply
-from ._errors import TIMEOUT, Error, ProtocolError, ServerError, error_from_exception
+from ._errors import TIMEOUT, Error, NetworkError, ProtocolError, ServerError, error_from_exception
 from ._resp import INCOMPLETE, Reply, RespError, new_parser
 from ._state import Plan, SessionState
 
@@ -30,6 +32,32 @@ class PushLimits(NamedTuple):
 
 
 DEFAULT_PUSH_LIMITS: Final = PushLimits()
+
+
+#: What an inherited connection says in a forked child.
+FORKED: Final = NetworkError(
+    "this connection belongs to the parent process (inherited through fork()): "
+    "connect() again in the child, on an event loop of its own"
+)
+# Every open connection of this process, to abandon them in a forked child.
+_live: weakref.WeakSet[RedisProtocol] = weakref.WeakSet()
+
+
+def _abandon_after_fork() -> None:
+    """In a forked child: fail inherited connections without touching their sockets.
+
+    Their transports and the event loop's selector are the parent's (an
+    epoll instance is shared across fork()): closing them here would
+    unregister the parent's sockets.
+    """
+    for connection in list(_live):
+        connection.transport = None
+        connection._fail(FORKED)
+    _live.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_abandon_after_fork)
 
 
 class RedisProtocol(asyncio.Protocol):
@@ -59,15 +87,21 @@ class RedisProtocol(asyncio.Protocol):
         self.reading_paused = False
         # Set while the transport asks writers to pause.
         self._writable: asyncio.Future[None] | None = None
+        #: Done once the socket is closed (connection_lost).
+        self.closed: asyncio.Future[None] = loop.create_future()
         self._pending_writes: list[bytes] | None = None
 
     # -- asyncio callbacks -------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        _live.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(error_from_exception(exc))
+        _live.discard(self)
+        if not self.closed.done():
+            self.closed.set_result(None)
 
     def data_received(self, data: bytes) -> None:
         parser = self.parser

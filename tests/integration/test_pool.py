@@ -330,6 +330,7 @@ def test_a_client_used_on_another_loop_says_so(redis_server: RedisServer) -> Non
 
     value, err = asyncio.run(use())
     assert value is None and isinstance(err, levredis.UsageError)
+    asyncio.run(client.close())  # closing from another loop is allowed
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

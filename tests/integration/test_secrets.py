@@ -33,6 +33,12 @@ async def test_no_failure_ever_shows_the_password(
         seen.extend(repr(t) for t in things)
         seen.extend(str(t) for t in things)
 
+    async def attempt(config: object) -> None:
+        client, err = await levredis.connect(config)  # type: ignore[arg-type]
+        note(client, err)
+        if client is not None:
+            await client.close()
+
     auth = {"user": USER, "pass": SECRET}
     good = {"host": "127.0.0.1", "port": carol_server.port, "auth": auth, "timeout": 0.3}
     with caplog.at_level(logging.DEBUG, logger="levredis"):  # restored afterwards
@@ -43,16 +49,16 @@ async def test_no_failure_ever_shows_the_password(
             f"redis://{USER}:{SECRET}@127.0.0.1:0/x", f"redis://{USER}:{SECRET}@h/1?bad=1",
             f"http://{USER}:{SECRET}@h", f"redis://{USER}:{SECRET}@h:99999",
         ):
-            note(*(await levredis.connect(config)))  # type: ignore[arg-type]
+            await attempt(config)
         # Network and server failures, with the password in play.
-        note(*(await levredis.connect({**good, "port": free_port()})))
-        note(*(await levredis.connect({**good, "auth": {"user": USER, "pass": SECRET + "x"}})))
-        note(*(await levredis.connect({**good, "ssl": True})))
-        note(*(await levredis.connect({**good, "ssl": ssl.create_default_context()})))
+        await attempt({**good, "port": free_port()})
+        await attempt({**good, "auth": {"user": USER, "pass": SECRET + "x"}})
+        await attempt({**good, "ssl": True})
+        await attempt({**good, "ssl": ssl.create_default_context()})
         for fault in FAULTS:
             async with FaultProxy(carol_server.port) as proxy:
                 proxy.arm(fault)
-                note(*(await levredis.connect({**good, "port": proxy.port})))
+                await attempt({**good, "port": proxy.port})
         # A working client: its repr, cfg, pool stats, and commands that fail.
         client, err = await levredis.connect(good)
         assert client is not None, err

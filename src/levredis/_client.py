@@ -322,10 +322,10 @@ class Client:
         # (on its own loop: this may run in any thread, or after the loop).
         if getattr(self, "_closed", True):
             return
-        self._closed = True
         kwargs: dict[str, Any] = {"source": self}
         warnings.warn(f"unclosed {self!r}: call await client.close()", ResourceWarning,
                       **kwargs)
+        self._closed = True
         if self._created_at is not None:
             _log.warning("unclosed %r, created at:\n%s", self, "".join(
                 traceback.format_list(self._created_at)))

@@ -148,6 +148,9 @@ class ClusterClient:
             if err is not None:
                 await client.close()
                 return err
+        if self._closed:  # closed (or connect_cluster cancelled) meanwhile
+            await client.close()
+            return CLOSED
         existing = nodes.setdefault(address, client)
         if existing is not client:
             await client.close()
@@ -400,13 +403,16 @@ class ClusterClient:
         if self._closed:
             return True
         self._closed = True
+        refreshing = self._refreshing
+        if refreshing is not None:
+            # Stop it first: it may be connecting to nodes right now.
+            refreshing.cancel()
+            await asyncio.wait({refreshing})  # its outcome is not ours to raise
         clients = [*self._nodes.values(), *self._readonly_nodes.values()]
         if self._subscriber is not None:
             clients.append(self._subscriber)
         for client in clients:
             await client.close(no_keepalive)
-        if self._refreshing is not None:
-            self._refreshing.cancel()
         return True
 
 
@@ -422,7 +428,12 @@ async def connect_cluster(config: object) -> tuple[ClusterClient, None] | tuple[
         return None, parsed
     seeds, replicas = parsed
     cluster = ClusterClient(seeds, replicas)
-    err = await cluster.refresh()
+    try:
+        err = await cluster.refresh()
+    except BaseException:
+        # Cancelled: every node connection checked out so far goes back.
+        await asyncio.shield(cluster.close())
+        raise
     if err is not None:
         await cluster.close()
         return None, err

@@ -368,3 +368,26 @@ async def test_clusterdown_is_retried_a_bounded_number_of_times(own_cluster: Loc
     own_cluster.wait_ok()
     assert await client.cmd("SET", key, "x") == ("OK", None)
     await client.close()
+
+
+async def test_cancelling_connect_cluster_leaks_no_node_connection(cluster: LocalCluster) -> None:
+    for steps in range(0, 40, 3):
+        task = asyncio.ensure_future(levredis.connect_cluster(
+            {"nodes": cluster.seeds[:2], "timeout": 5}))
+        for _ in range(steps):
+            await asyncio.sleep(0.001)
+        task.cancel()
+        try:
+            client, _ = await task
+        except asyncio.CancelledError:
+            pass
+        else:
+            assert client is not None
+            await client.close()
+        for _ in range(100):
+            if all(stats["in_use"] == 0 and stats["opening"] == 0
+                   for stats in levredis.pool_stats()):
+                break
+            await asyncio.sleep(0.01)
+        leaked = [s for s in levredis.pool_stats() if s["in_use"] or s["opening"]]
+        assert leaked == [], (steps, leaked)

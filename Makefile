@@ -30,6 +30,7 @@ stress: $(STAMP)
 	  -p no:randomly tests/unit/test_fuzz.py tests/unit/test_routing_fuzz.py tests/integration/test_storm.py \
 	  tests/integration/test_bounds.py tests/integration/test_blocking.py tests/integration/test_flow_control.py \
 	  tests/integration/test_fault_matrix.py tests/soak
+	$(BIN)/python -m bench.bounds --json docs/stress/bounds.json
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --rounds 3 --chart docs/img/ratios.png --json docs/bench/latest.json --text docs/bench/latest.txt

@@ -171,3 +171,23 @@ def test_max_connections_is_validated() -> None:
         assert isinstance(err, levredis.ConfigError) and "max_connections" in err
     config = parse_config("redis://h:1/0?max_connections=7")
     assert not isinstance(config, levredis.ConfigError) and config.max_connections == 7
+
+
+async def test_a_default_user_without_ping_permission_still_connects() -> None:
+    server = RedisServer(["--user", "default", "on", "nopass", "~*", "-@all", "+get"]).start()
+    try:
+        client, err = await levredis.connect({"host": "127.0.0.1", "port": server.port})
+        assert client is not None, err
+        assert await client.cmd("GET", "nothing") == (None, "not found")
+        await client.close()
+    finally:
+        server.cleanup()
+
+
+async def test_a_server_wanting_a_password_says_so_to_connect() -> None:
+    server = RedisServer(["--requirepass", "s3cret"]).start()
+    try:
+        value, err = await levredis.connect({"host": "127.0.0.1", "port": server.port})
+        assert value is None and isinstance(err, levredis.ServerError) and "NOAUTH" in err
+    finally:
+        server.cleanup()

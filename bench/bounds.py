@@ -16,36 +16,24 @@ import argparse
 import asyncio
 import gc
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import levredis
-from tests.servers import RedisServer
+from tests.servers import RedisServer, process_fd_count
 from tests.stressing import rss_bytes
 
 Run = Callable[[int, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-def socket_count() -> int:
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
-                count += 1
-        except OSError:
-            pass
-    return count
-
-
 async def sampled(work: Awaitable[Any]) -> tuple[Any, int]:
     """Run ``work`` while sampling the process' open sockets; (result, peak)."""
-    peak = socket_count()
+    peak = process_fd_count()
     task = asyncio.ensure_future(work)
     while not task.done():
-        peak = max(peak, socket_count())
+        peak = max(peak, process_fd_count())
         await asyncio.sleep(0.02)
     return task.result(), peak
 

@@ -164,11 +164,9 @@ class Client:
         if name in BLOCKING and is_blocking(name, args) and connection.state.is_plain():
             return await self._run_blocking(name, args, data)
         if connection.write_paused:
-            await connection.writable()  # the socket's write buffer is full
-            if self._closed:
-                return None, CLOSED
-            if connection.error is not None:
-                return None, connection.error
+            stopped = await self._writable(connection)
+            if stopped is not None:
+                return None, stopped
         plan = connection.state.plan_command(args)
         if plan is None:
             future: asyncio.Future[Any] = connection.request(data)
@@ -219,11 +217,9 @@ class Client:
                 return None, CLOSED
             connection = usable
         if connection.write_paused:
-            await connection.writable()  # the socket's write buffer is full
-            if self._closed:
-                return None, CLOSED
-            if connection.error is not None:
-                return None, connection.error
+            stopped = await self._writable(connection)
+            if stopped is not None:
+                return None, stopped
         plans = connection.state.plan_batch(commands)
         if isinstance(plans, UsageError):
             return None, plans
@@ -334,6 +330,13 @@ class Client:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(
                     _pool.release, self._connection, self._key, loop, False)
+
+    async def _writable(self, connection: RedisProtocol) -> Error | None:
+        """Wait while the socket's write buffer is full; why not to send after all, or None."""
+        await connection.writable()
+        if self._closed:
+            return CLOSED
+        return connection.error
 
     # -- blocking commands -------------------------------------------------------
 

@@ -12,19 +12,12 @@ import asyncio
 import pytest
 
 import levredis
+from tests.clients import client_id, connect_or_fail
 from tests.servers import RedisServer
 
 
 async def connect(server: RedisServer, **extra: object) -> levredis.Client:
-    client, err = await levredis.connect({"host": "127.0.0.1", "port": server.port, **extra})
-    assert client is not None, err
-    return client
-
-
-async def client_id(client: levredis.Client) -> int:
-    value, err = await client.cmd("CLIENT", "ID")
-    assert isinstance(value, int), err
-    return value
+    return await connect_or_fail({"host": "127.0.0.1", "port": server.port, **extra})
 
 
 async def test_a_refused_discard_leaves_the_transaction_open_so_it_is_not_pooled(

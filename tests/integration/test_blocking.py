@@ -9,15 +9,13 @@ import random
 import pytest
 
 import levredis
+from tests.clients import connect_or_fail
 from tests.servers import RedisServer
 from tests.stressing import FIGURES, size
 
 
 async def connect(server: RedisServer, **extra: object) -> levredis.Client:
-    client, err = await levredis.connect({"host": "127.0.0.1", "port": server.port, "db": 3,
-                                          **extra})
-    assert client is not None, err
-    return client
+    return await connect_or_fail({"host": "127.0.0.1", "port": server.port, "db": 3, **extra})
 
 
 async def settle() -> None:

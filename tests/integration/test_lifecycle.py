@@ -11,13 +11,12 @@ import warnings
 import pytest
 
 import levredis
+from tests.clients import connect_or_fail
 from tests.servers import RedisServer
 
 
 async def connect(server: RedisServer, **extra: object) -> levredis.Client:
-    client, err = await levredis.connect({"host": "127.0.0.1", "port": server.port, **extra})
-    assert client is not None, err
-    return client
+    return await connect_or_fail({"host": "127.0.0.1", "port": server.port, **extra})
 
 
 async def connected_clients(admin: levredis.Client) -> int:

@@ -13,19 +13,10 @@ import trustme
 
 import levredis
 from levredis import _pool
+from tests.clients import client_id, connect_or_fail
 from tests.servers import ALICE, BOB, RedisServer
 
-
-async def connect(config: object) -> levredis.Client:
-    client, err = await levredis.connect(config)  # type: ignore[arg-type]
-    assert client is not None, err
-    return client
-
-
-async def client_id(client: levredis.Client) -> int:
-    value, err = await client.cmd("CLIENT", "ID")
-    assert isinstance(value, int), err
-    return value
+connect = connect_or_fail
 
 
 async def test_close_returns_true_and_later_calls_say_closed(redis_server: RedisServer) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import levredis
+from tests.clients import client_id, connect_or_fail
 from tests.fakepeer import FakePeer, read_command
 from tests.servers import RedisServer
 
@@ -18,16 +19,7 @@ async def connect(address: str, **extra: object) -> levredis.Client:
     """``host:port[/db]`` with extra config keys."""
     where, _, db = address.partition("/")
     host, port = where.rsplit(":", 1)
-    config = {"host": host, "port": int(port), "db": int(db or 0), **extra}
-    client, err = await levredis.connect(config)
-    assert client is not None, err
-    return client
-
-
-async def client_id(client: levredis.Client) -> int:
-    value, err = await client.cmd("CLIENT", "ID")
-    assert isinstance(value, int), err
-    return value
+    return await connect_or_fail({"host": host, "port": int(port), "db": int(db or 0), **extra})
 
 
 # -- RESET ends pub/sub: the server sends no unsubscribe confirmations ------------------

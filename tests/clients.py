@@ -1,0 +1,19 @@
+"""Small helpers the integration tests share: connect or fail, and a connection's id."""
+
+from __future__ import annotations
+
+import levredis
+
+
+async def connect_or_fail(config: object) -> levredis.Client:
+    """``levredis.connect(config)``, asserting it worked."""
+    client, err = await levredis.connect(config)  # type: ignore[arg-type]
+    assert client is not None, err
+    return client
+
+
+async def client_id(client: levredis.Client) -> int:
+    """The server's CLIENT ID of the client's connection: tells connections apart."""
+    value, err = await client.cmd("CLIENT", "ID")
+    assert isinstance(value, int), err
+    return value

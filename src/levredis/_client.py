@@ -152,13 +152,19 @@ class Client:
         except ArgumentError as exc:
             return None, UsageError(str(exc))
         connection = self._connection
+        limit = self._timeout
         if connection.error is not None or self._loop is not asyncio.get_running_loop():
+            started = self._loop.time()
             usable = await self._usable_connection()
             if isinstance(usable, Error):
                 return None, usable
             if self._closed:  # closed while this call awaited the reconnect
                 return None, CLOSED
             connection = usable
+            if limit is not None:  # one deadline: the reconnect used part of it
+                limit -= self._loop.time() - started
+                if limit <= 0:
+                    return None, TIMEOUT
         first = args[0]
         name = first.upper() if type(first) is str else command_name(first)
         if name in BLOCKING and is_blocking(name, args) and connection.state.is_plain():
@@ -174,10 +180,10 @@ class Client:
             return None, plan
         else:
             future = connection.request_batch(data, 1, [plan])  # type: ignore[list-item]
-        if self._timeout is None:
+        if limit is None:
             value = await future
         else:
-            handle = self._loop.call_later(self._timeout, connection.time_out, future)
+            handle = self._loop.call_later(limit, connection.time_out, future)
             try:
                 value = await future
             finally:
@@ -209,13 +215,19 @@ class Client:
         if isinstance(parts, UsageError):
             return None, parts
         connection = self._connection
+        limit = self._timeout
         if connection.error is not None or self._loop is not asyncio.get_running_loop():
+            started = self._loop.time()
             usable = await self._usable_connection()
             if isinstance(usable, Error):
                 return None, usable
             if self._closed:  # closed while this call awaited the reconnect
                 return None, CLOSED
             connection = usable
+            if limit is not None:  # one deadline: the reconnect used part of it
+                limit -= self._loop.time() - started
+                if limit <= 0:
+                    return None, TIMEOUT
         if connection.write_paused:
             stopped = await self._writable(connection)
             if stopped is not None:
@@ -227,10 +239,10 @@ class Client:
         future = connection.request_batch(
             b"".join(parts), count, None if plans.count(None) == count else plans
         )
-        if self._timeout is None:
+        if limit is None:
             replies = await future
         else:
-            handle = self._loop.call_later(self._timeout, connection.time_out, future)
+            handle = self._loop.call_later(limit, connection.time_out, future)
             try:
                 replies = await future
             finally:
@@ -433,8 +445,13 @@ class Client:
         task = self._reconnecting
         if task is None:
             task = self._reconnecting = self._loop.create_task(self._replace())
-        # Shielded: a cancelled caller must not cancel the others' reconnect.
-        return await asyncio.shield(task)
+        # Shielded: a cancelled caller must not cancel the others' reconnect;
+        # bounded by this caller's own timeout (the reconnect may be older).
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await asyncio.shield(task)
+        except TimeoutError:
+            return TIMEOUT
 
     async def _replace(self) -> RedisProtocol | Error:
         try:

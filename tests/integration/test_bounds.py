@@ -191,3 +191,42 @@ async def test_a_server_wanting_a_password_says_so_to_connect() -> None:
         assert value is None and isinstance(err, levredis.ServerError) and "NOAUTH" in err
     finally:
         server.cleanup()
+
+
+async def test_a_command_that_reconnects_keeps_one_deadline() -> None:
+    from tests.fakepeer import FakePeer, read_command
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if peer.connections == 1:
+            await read_command(reader)
+            writer.write(b"+first\r\n")
+            await writer.drain()
+            return  # and closes
+        await asyncio.sleep(0.3)  # a slow handshake...
+        writer.write(b"+PONG\r\n")
+        await read_command(reader)
+        await asyncio.sleep(0.3)  # ...and a slow answer: 0.6 s in all
+        writer.write(b"+late\r\n")
+        await writer.drain()
+        await reader.read()
+
+    async with FakePeer(script, greet=False) as peer:
+        # The first connection's handshake PING is answered by the script too.
+        async def greeted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if peer.connections == 1:
+                await read_command(reader)
+                writer.write(b"+PONG\r\n")
+            await script(reader, writer)
+
+        peer.script = greeted
+        client, err = await levredis.connect(
+            {"host": "127.0.0.1", "port": peer.port, "timeout": 0.5})
+        assert client is not None, err
+        assert await client.cmd("GET", "a") == ("first", None)
+        for _ in range(100):  # until the loss is seen
+            if client._connection.error is not None:
+                break
+            await asyncio.sleep(0.01)
+        value, err = await asyncio.wait_for(client.cmd("GET", "b"), 2)
+        assert value is None and isinstance(err, levredis.Timeout)
+        await client.close()

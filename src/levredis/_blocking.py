@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from ._errors import Error
 from ._protocol import RedisProtocol
-from ._resp import Reply, command_name, encode_command
+from ._resp import ArgumentError, Reply, argument_bytes, command_name, encode_command
 
 log: Final = logging.getLogger("levredis")
 
@@ -66,49 +66,106 @@ def put_back(name: str, args: Sequence[object], value: Reply) -> list[object] | 
 
 
 def _direction(args: Sequence[object], words: tuple[str, str]) -> str:
-    """BLMPOP's LEFT/RIGHT (after ``timeout numkeys key...``)."""
-    for arg in args[3:]:
-        word = command_name(arg)
-        if word in words:
-            return word
-    return words[0]
-
-
-async def recover(
-    connection: RedisProtocol, future: asyncio.Future[Reply], name: str,
-    args: Sequence[object], unblock: Callable[[int], Awaitable[object]],
-) -> bool:
-    """After the caller left: stop the server waiting, read the answer, put back a pop.
-
-    ``connection`` is the command's own connection, ``future`` its reply;
-    ``unblock`` sends ``CLIENT UNBLOCK <id>`` on another connection. Returns
-    True when the connection is clean again (it may be pooled).
-    """
+    """BLMPOP's LEFT/RIGHT: the argument after ``timeout numkeys key...``."""
     try:
-        if not future.done():
-            if connection.client_id is not None:
-                await unblock(connection.client_id)
-            async with asyncio.timeout(RECOVERY_LIMIT):
-                await asyncio.shield(future)
+        numkeys = int(argument_bytes(args[2]))
+        word = command_name(args[3 + numkeys])
+    except (ArgumentError, IndexError, ValueError):
+        return words[0]
+    return word if word in words else words[0]
+
+
+#: Recoveries under way, so a loop's shutdown can let them finish.
+RECOVERING: set[Recovery] = set()
+
+
+class Recovery:
+    """Finishes a blocking command whose caller left, so nothing it popped is lost.
+
+    Driven by callbacks on the reply's future, not by a task: asyncio.run()
+    cancels every task when it ends, but lets futures complete while it
+    shuts down (and the pool's shutdown hook waits for ``finished``).
+    """
+
+    __slots__ = ("args", "connection", "done", "finished", "future", "name", "_timer")
+
+    def __init__(
+        self, connection: RedisProtocol, future: asyncio.Future[Reply], name: str,
+        args: Sequence[object], done: Callable[[bool], None],
+    ) -> None:
+        self.connection = connection
+        self.future = future
+        self.name = name
+        self.args = args
+        #: Called once with whether the connection is clean again.
+        self.done = done
+        self.finished: asyncio.Future[bool] = connection.loop.create_future()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self, via: RedisProtocol | None) -> None:
+        """Tell the server to stop waiting (``CLIENT UNBLOCK`` on ``via``), read the answer."""
+        RECOVERING.add(self)
+        if self.future.done():
+            self._answered(self.future)
+            return
+        client_id = self.connection.client_id
+        if via is not None and via.error is None and client_id is not None:
+            via.request(encode_command(["CLIENT", "UNBLOCK", client_id]))  # its answer: 0 or 1
+        self._timer = self.connection.loop.call_later(RECOVERY_LIMIT, self._give_up)
+        self.future.add_done_callback(self._answered)
+
+    def _answered(self, future: asyncio.Future[Reply]) -> None:
+        if self.finished.done():
+            return
         value = future.result()
         if isinstance(value, Error):
-            return False
-        restore = put_back(name, args, value)
+            self._finish(False)
+            return
+        if self.name == "XREADGROUP" and value is not None and _has_noack(self.args):
+            log.warning("a XREADGROUP ... NOACK whose caller left had read entries; "
+                        "with NOACK the server keeps no record of them: they are gone")
+        restore = put_back(self.name, self.args, value)
         if restore is None:
-            return True
-        answer = await asyncio.wait_for(
-            connection.request(encode_command(restore)), RECOVERY_LIMIT)
-        if isinstance(answer, Error):
+            self._finish(True)
+            return
+        answer = self.connection.request(encode_command(restore))
+        answer.add_done_callback(lambda done: self._restored(restore, done))
+
+    def _restored(self, restore: list[object], answer: asyncio.Future[Reply]) -> None:
+        result = answer.result()
+        if isinstance(result, Error):
             log.error("a %s whose caller left had popped from %r; putting it back "
-                      "failed: %s", name, restore[1], answer)
-            return False
+                      "failed: %s", self.name, restore[1], result)
+            self._finish(False)
+            return
         log.warning("a %s whose caller left had popped from %r; put back with %s",
-                    name, restore[1], restore[0])
-        return True
-    except Exception as exc:  # the recovery timed out, the connection was lost
-        log.error("recovering after a %s whose caller left failed (%s: %s); "
-                  "its connection is closed", name, type(exc).__name__, exc)
-        return False
+                    self.name, restore[1], restore[0])
+        self._finish(True)
+
+    def _give_up(self) -> None:
+        log.error("a %s whose caller left was not answered within %gs; its "
+                  "connection is closed", self.name, RECOVERY_LIMIT)
+        self._finish(False)
+
+    def _finish(self, clean: bool) -> None:
+        if self.finished.done():
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        RECOVERING.discard(self)
+        self.finished.set_result(clean)
+        self.done(clean)
 
 
-__all__ = ["BLOCKING", "is_blocking", "put_back", "recover"]
+def _has_noack(args: Sequence[object]) -> bool:
+    return any(command_name(arg) == "NOACK" for arg in args[1:])
+
+
+async def wait_for_recoveries(loop: asyncio.AbstractEventLoop) -> None:
+    """Let the recoveries of ``loop`` finish (each is bounded by RECOVERY_LIMIT)."""
+    pending = [r.finished for r in RECOVERING if r.connection.loop is loop]
+    if pending:
+        await asyncio.wait(pending, timeout=RECOVERY_LIMIT + 1)
+
+
+__all__ = ["BLOCKING", "RECOVERING", "Recovery", "is_blocking", "put_back", "wait_for_recoveries"]

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any, Final, Literal, TypedDict
 
 from . import _pool
-from ._blocking import BLOCKING, RECOVERY_LIMIT, is_blocking, recover
+from ._blocking import BLOCKING, RECOVERY_LIMIT, Recovery, is_blocking
 from ._config import Config, ConfigView, parse_config
 from ._errors import (
     CLOSED,
@@ -167,10 +167,16 @@ class Client:
                     return None, TIMEOUT
         first = args[0]
         name = first.upper() if type(first) is str else command_name(first)
-        if name in BLOCKING and is_blocking(name, args) and connection.state.is_plain():
-            return await self._run_blocking(name, args, data)
+        if name in BLOCKING and is_blocking(name, args):
+            if connection.state.is_plain():
+                return await self._run_blocking(name, args, data)
+            if not connection.state.in_transaction():
+                # Session state it depends on (a SELECTed db ...): it runs here.
+                return await self._block(connection, name, args, data,
+                                         None if limit is None else self._loop.time() + limit,
+                                         own=True)
         if connection.write_paused:
-            stopped = await self._writable(connection)
+            stopped = await self._writable(connection, limit)
             if stopped is not None:
                 return None, stopped
         plan = connection.state.plan_command(args)
@@ -229,7 +235,7 @@ class Client:
                 if limit <= 0:
                     return None, TIMEOUT
         if connection.write_paused:
-            stopped = await self._writable(connection)
+            stopped = await self._writable(connection, limit)
             if stopped is not None:
                 return None, stopped
         plans = connection.state.plan_batch(commands)
@@ -343,9 +349,13 @@ class Client:
                 loop.call_soon_threadsafe(
                     _pool.release, self._connection, self._key, loop, False)
 
-    async def _writable(self, connection: RedisProtocol) -> Error | None:
-        """Wait while the socket's write buffer is full; why not to send after all, or None."""
-        await connection.writable()
+    async def _writable(self, connection: RedisProtocol, limit: float | None) -> Error | None:
+        """Wait (within ``limit``) while the write buffer is full; why not to send, or None."""
+        try:
+            async with asyncio.timeout(limit):
+                await connection.writable()
+        except TimeoutError:
+            return TIMEOUT
         if self._closed:
             return CLOSED
         return connection.error
@@ -355,15 +365,32 @@ class Client:
     async def _run_blocking(
         self, name: str, args: Sequence[object], data: bytes
     ) -> tuple[Reply, Error | None]:
-        """Run a blocking command on a connection of its own from the same pool."""
+        """Run a blocking command on a connection of its own, if one is free.
+
+        At the cap (no idle connection, none may be opened) it runs on the
+        client's own connection rather than wait for one: a blocking
+        command must never wait for a connection that another blocking
+        command holds.
+        """
         loop = self._loop
         deadline = None if self._timeout is None else loop.time() + self._timeout
-        connection = await _pool.acquire(self._config, self._key, loop, deadline)
+        connection = await _pool.acquire(self._config, self._key, loop, deadline, wait=False)
         if isinstance(connection, Error):
             return None, connection
         if self._closed:
-            _pool.release(connection, self._key, loop, keepalive=True)
+            if connection is not None:
+                _pool.release(connection, self._key, loop, keepalive=True)
             return None, CLOSED
+        if connection is None:  # at the cap
+            return await self._block(self._connection, name, args, data, deadline, own=True)
+        return await self._block(connection, name, args, data, deadline, own=False)
+
+    async def _block(
+        self, connection: RedisProtocol, name: str, args: Sequence[object], data: bytes,
+        deadline: float | None, own: bool,
+    ) -> tuple[Reply, Error | None]:
+        """Send a blocking command on ``connection``; if its caller leaves, recover."""
+        loop = self._loop
         asked_id = connection.request(_CLIENT_ID) if connection.client_id is None else None
         future = connection.request(data)
         try:
@@ -380,46 +407,55 @@ class Client:
         except asyncio.CancelledError:
             # The caller left: the server may still pop for it. Recover in
             # the background, so nothing is lost and the caller goes now.
-            self._recover_later(connection, future, name, args)
+            self._recover(connection, future, name, args, own)
             raise
         if not future.done():  # the timeout, or close() while it waited
-            self._recover_later(connection, future, name, args)
+            self._recover(connection, future, name, args, own)
             return None, CLOSED if self._closed else TIMEOUT
         value = future.result()
-        _pool.release(connection, self._key, loop, keepalive=True)
+        if not own:
+            _pool.release(connection, self._key, loop, keepalive=True)
         if value is None:
             return None, NOT_FOUND
         if isinstance(value, Error):
             return None, value
         return value, None
 
-    def _recover_later(
+    def _recover(
         self, connection: RedisProtocol, future: asyncio.Future[Reply], name: str,
-        args: Sequence[object],
+        args: Sequence[object], own: bool,
     ) -> None:
-        config, key, loop = self._config, self._key, self._loop
+        key, loop = self._key, self._loop
 
-        async def unblock(client_id: int) -> None:
-            other = await _pool.acquire(config, key, loop, loop.time() + RECOVERY_LIMIT)
-            if isinstance(other, Error):
-                return
-            try:
-                await other.request(encode_command(["CLIENT", "UNBLOCK", client_id]))
-            finally:
-                _pool.release(other, key, loop, keepalive=True)
-
-        async def run() -> None:
-            clean = False
-            try:
-                clean = await recover(connection, future, name, args, unblock)
-            finally:
-                if not clean:
-                    connection.abort(CLOSED)
+        def done(clean: bool) -> None:
+            if not clean:
+                connection.abort(CLOSED)
+            if not own:
                 _pool.release(connection, key, loop, keepalive=clean)
 
-        task = loop.create_task(run())
-        _RECOVERING.add(task)
-        task.add_done_callback(_RECOVERING.discard)
+        recovery = Recovery(connection, future, name, args, done)
+        if not own:
+            # The client's own connection carries the CLIENT UNBLOCK.
+            recovery.start(self._connection)
+            return
+        recovery.start(None)
+        if not future.done() and connection.client_id is not None:
+            # The blocked connection is the client's: unblock from another.
+            client_id = connection.client_id
+            config = self._config
+
+            async def unblock() -> None:
+                other = await _pool.acquire(config, key, loop, loop.time() + RECOVERY_LIMIT)
+                if isinstance(other, Error):
+                    return
+                try:
+                    await other.request(encode_command(["CLIENT", "UNBLOCK", client_id]))
+                finally:
+                    _pool.release(other, key, loop, keepalive=True)
+
+            task = loop.create_task(unblock())
+            _UNBLOCKING.add(task)
+            task.add_done_callback(_UNBLOCKING.discard)
 
     # -- reconnecting ----------------------------------------------------------
 
@@ -488,8 +524,8 @@ _CLIENT_ID: Final = encode_command(["CLIENT", "ID"])
 #: How long close() waits for a closed socket's last word.
 _CLOSE_WAIT: Final = 1.0
 _log: Final = logging.getLogger("levredis")
-# Recoveries after blocking commands whose callers left (kept from the GC).
-_RECOVERING: set[asyncio.Task[None]] = set()
+# CLIENT UNBLOCKs sent from another connection (kept from the GC).
+_UNBLOCKING: set[asyncio.Task[None]] = set()
 
 _WRONG_LOOP: Final = UsageError(
     "this client belongs to another event loop: connect() again on this one"

@@ -24,8 +24,9 @@ import ssl
 import threading
 from collections import deque
 from collections.abc import AsyncGenerator
-from typing import Final, TypedDict
+from typing import Final, TypedDict, overload
 
+from ._blocking import wait_for_recoveries
 from ._config import Config
 from ._connection import open_connection, ping
 from ._errors import CLOSED, TIMEOUT, Error, Timeout
@@ -39,8 +40,10 @@ DEFAULT_POOL_SIZE: Final = 20
 DEFAULT_MAX_CONNECTIONS: Final = 1000
 #: The PING check's limit when the config sets no timeout.
 PING_TIMEOUT: Final = 5.0
+#: Below this, a PING check could not tell a slow server from a dead one.
+MIN_PING_CHECK: Final = 0.005
 
-PoolKey = tuple[str, int, int, object, str | None, str | None]
+PoolKey = tuple[str, int, int, object, str | None, str | None, int]
 
 
 def pool_key(config: Config) -> PoolKey:
@@ -59,11 +62,11 @@ def pool_key(config: Config) -> PoolKey:
         user = config.auth["user"]
         secret = f"{user}\0{config.auth['pass']}".encode("utf-8", "surrogateescape")
         digest = hashlib.sha256(secret).hexdigest()
-    return (config.host, config.port, config.db, tls, user, digest)
+    return (config.host, config.port, config.db, tls, user, digest, max_connections(config))
 
 
 def describe_key(key: PoolKey) -> str:
-    host, port, db, tls, user, _ = key
+    host, port, db, tls, user, _, _ = key
     text = f"[{host}]:{port}/{db}" if ":" in host else f"{host}:{port}/{db}"
     if tls is not None:
         text += "+ssl"
@@ -145,20 +148,29 @@ class Pool:
         self.cap = DEFAULT_MAX_CONNECTIONS
         self.created = self.reused = self.discarded = 0
 
+    def is_empty(self) -> bool:
+        return not self.open_count() and not self.waiters
+
     def open_count(self) -> int:
         return len(self.idle) + self.in_use + self.opening
 
     async def acquire(
-        self, config: Config, loop: asyncio.AbstractEventLoop, deadline: float | None
-    ) -> RedisProtocol | Error:
-        """A connection for ``config`` by ``deadline``: pooled, new, or released to us."""
-        self.cap = cap = max_connections(config)
+        self, config: Config, loop: asyncio.AbstractEventLoop, deadline: float | None,
+        wait: bool = True,
+    ) -> RedisProtocol | Error | None:
+        """A connection for ``config`` by ``deadline``: pooled, new, or released to us.
+
+        None, with ``wait`` false, where it would have to wait at the cap.
+        """
+        self.cap = cap = max_connections(config)  # part of the key: the same for all
         while True:
             connection = await self._take_idle(config, loop, deadline)
             if connection is not None:
                 return connection
             if self.open_count() < cap and not self.waiters:
                 return await self._open(config, loop, deadline)
+            if not wait:
+                return None
             handed = await self._wait(config, loop, deadline)
             if isinstance(handed, Error):
                 return handed
@@ -183,17 +195,23 @@ class Pool:
                 # to open a new one, and checks one after another stay
                 # within the deadline however many there are.
                 limit = PING_TIMEOUT if deadline is None else (deadline - loop.time()) / 2
+                if limit < MIN_PING_CHECK:
+                    # No time left to tell: keep it (it may be fine) and give up.
+                    idle.append(connection)
+                    return None
                 self.opening += 1  # counted while out of the idle list
                 try:
                     alive = limit > 0 and await ping(connection, limit)
                 except BaseException:
                     # Cancelled: the connection is out of the pool, so close it
-                    # here or it would stay open, reachable by nothing.
+                    # here or it would stay open, reachable by nothing; its
+                    # slot goes to the next in line.
+                    self.opening -= 1
                     connection.abort(CLOSED)
                     self._discard("cancelled during the PING check")
+                    self._wake_one()
                     raise
-                finally:
-                    self.opening -= 1
+                self.opening -= 1
                 if not alive:
                     connection.abort(connection.error or Error("PING check failed"))
                     self._discard(f"PING check failed: {connection.error}")
@@ -215,8 +233,11 @@ class Pool:
         self.opening += 1
         try:
             opened = await open_connection(config, loop, limit)
-        finally:
+        except BaseException:
             self.opening -= 1
+            self._wake_one()  # cancelled: the slot goes to the next in line
+            raise
+        self.opening -= 1
         if isinstance(opened, Error):
             self._wake_one()  # the slot it held is free again
             return opened
@@ -392,6 +413,9 @@ def _close_at_shutdown(loop: asyncio.AbstractEventLoop) -> AsyncGenerator[None, 
         try:
             yield
         finally:
+            # Blocking commands whose callers left may still be putting back
+            # what they popped: let them, then close.
+            await wait_for_recoveries(loop)
             close_idle(loop)
 
     generator = closer()
@@ -406,14 +430,42 @@ def _pools_of(loop: asyncio.AbstractEventLoop) -> list[Pool]:
         return list(_registry.get(loop, {}).values())
 
 
+@overload
 async def acquire(
     config: Config, key: PoolKey, loop: asyncio.AbstractEventLoop,
     deadline: float | None = None,
-) -> RedisProtocol | Error:
-    """A connection for ``config`` within ``deadline`` (a ``loop.time()``), or why not."""
+) -> RedisProtocol | Error: ...
+
+
+@overload
+async def acquire(
+    config: Config, key: PoolKey, loop: asyncio.AbstractEventLoop,
+    deadline: float | None, wait: bool,
+) -> RedisProtocol | Error | None: ...
+
+
+async def acquire(
+    config: Config, key: PoolKey, loop: asyncio.AbstractEventLoop,
+    deadline: float | None = None, wait: bool = True,
+) -> RedisProtocol | Error | None:
+    """A connection for ``config`` within ``deadline`` (a ``loop.time()``), or why not.
+
+    With ``wait=False``, None instead of waiting at the cap.
+    """
     if deadline is None and config.timeout is not None:
         deadline = loop.time() + config.timeout
-    return await _pool(loop, key).acquire(config, loop, deadline)
+    pool = _pool(loop, key)
+    connection = await pool.acquire(config, loop, deadline, wait)
+    if isinstance(connection, Error) and pool.is_empty() and not pool.created:
+        _forget(loop, key, pool)  # a key that never worked (a wrong password) leaves nothing
+    return connection
+
+
+def _forget(loop: asyncio.AbstractEventLoop, key: PoolKey, pool: Pool) -> None:
+    with _registry_lock:
+        pools = _registry.get(loop)
+        if pools is not None and pools.get(key) is pool:
+            del pools[key]
 
 
 def release(

@@ -284,6 +284,7 @@ class RedisProtocol(asyncio.Protocol):
             return
         self.error = error
         self.dispatch.fail(error)
+        self.resume_writing()  # writers waiting for the buffer to drain learn it now
 
 
 __all__ = ["RedisProtocol"]

@@ -362,6 +362,10 @@ class SessionState:
         """Whether anything may still arrive that no command asked for."""
         return self.listening or self._push_plans > 0
 
+    def in_transaction(self) -> bool:
+        """MULTI sent or open: a blocking command is queued, not blocking."""
+        return self._multi_sent or self.in_multi
+
     def is_plain(self) -> bool:
         """No session state at all, none predicted: any pooled connection would do."""
         return (not self._multi_sent and not self.pushes_possible

@@ -20,10 +20,10 @@ async def connect(server: RedisServer, **extra: object) -> levredis.Client:
 
 async def settle() -> None:
     """Let background recoveries (CLIENT UNBLOCK, put back) finish."""
-    from levredis import _client
+    from levredis import _blocking, _client
 
     for _ in range(500):
-        if not _client._RECOVERING:
+        if not _blocking.RECOVERING and not _client._UNBLOCKING:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("recoveries still running")

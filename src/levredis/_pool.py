@@ -95,9 +95,22 @@ _env_cache: dict[str, tuple[str | None, int]] = {}
 _warned: set[tuple[str, str]] = set()
 
 
+# os.environ's own dict (bytes keys on POSIX): read on every connect and
+# close, and os.environ.get() costs microseconds there.
+_environ_data: dict[bytes, bytes] | None = (
+    getattr(os.environ, "_data", None) if os.name == "posix" else None)
+
+
+def _env_raw(name: str) -> str | None:
+    if _environ_data is None:
+        return os.environ.get(name)
+    raw = _environ_data.get(name.encode())
+    return None if raw is None else os.fsdecode(raw)
+
+
 def _env_limit(name: str, default: int, minimum: int) -> int:
     """An environment variable's whole number >= ``minimum``; the default otherwise."""
-    raw = os.environ.get(name)
+    raw = _env_raw(name)
     cached = _env_cache.get(name)
     if cached is not None and cached[0] == raw:
         return cached[1]
@@ -163,6 +176,13 @@ class Pool:
         None, with ``wait`` false, where it would have to wait at the cap.
         """
         self.cap = cap = max_connections(config)  # part of the key: the same for all
+        idle = self.idle
+        if idle:
+            # The common case, without a coroutine: the newest idle connection is fresh.
+            newest = idle[-1]
+            if newest.error is None and loop.time() - newest.idle_since < FRESH_FOR:
+                idle.pop()
+                return self._check_out(newest, config, reused=True)
         while True:
             connection = await self._take_idle(config, loop, deadline)
             if connection is not None:
@@ -285,7 +305,10 @@ class Pool:
         if reused:
             self.reused += 1
             connection.set_decode(config.decode)
-            connection.limits = PushLimits(config.max_pushes, config.max_push_bytes)
+            limits = connection.limits
+            if (limits.max_pushes != config.max_pushes
+                    or limits.max_push_bytes != config.max_push_bytes):
+                connection.limits = PushLimits(config.max_pushes, config.max_push_bytes)
         self.in_use += 1
         connection.checked_out = True
         return connection

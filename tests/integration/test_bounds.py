@@ -230,3 +230,51 @@ async def test_a_command_that_reconnects_keeps_one_deadline() -> None:
         value, err = await asyncio.wait_for(client.cmd("GET", "b"), 2)
         assert value is None and isinstance(err, levredis.Timeout)
         await client.close()
+
+
+async def test_a_storm_of_connects_with_the_defaults_stays_under_the_default_cap(
+    redis_server: RedisServer,
+) -> None:
+    config = {"host": "127.0.0.1", "port": redis_server.port, "db": 7, "timeout": 60}
+    tasks = size(3_000, 20_000)
+    peak_open = 0
+    failures: list[str] = []
+
+    async def one() -> None:
+        nonlocal peak_open
+        client, err = await levredis.connect(config)
+        if client is None:
+            failures.append(str(err))
+            return
+        [stats] = [s for s in levredis.pool_stats() if s["key"].endswith("/7")]
+        peak_open = max(peak_open, stats["idle"] + stats["in_use"] + stats["opening"])
+        _, err = await client.cmd("INCR", "storm")
+        if err is not None:
+            failures.append(str(err))
+        await client.close()
+
+    await asyncio.gather(*(one() for _ in range(tasks)))
+    assert failures == []
+    assert peak_open <= 1000  # the default max_connections
+    admin, _ = await levredis.connect(config)
+    assert admin is not None
+    assert await admin.cmd("GETDEL", "storm") == (str(tasks), None)
+    await admin.close()
+    FIGURES["connection storm, defaults"] = {"tasks": tasks, "peak open": peak_open,
+                                             "failed": len(failures)}
+
+
+async def test_commands_wait_while_the_transport_pauses_writing(
+    redis_server: RedisServer,
+) -> None:
+    client, _ = await levredis.connect({"host": "127.0.0.1", "port": redis_server.port,
+                                        "timeout": 5})
+    assert client is not None
+    connection = client._connection
+    connection.pause_writing()  # as asyncio does past the write buffer's high-water mark
+    waiting = asyncio.ensure_future(client.cmd("PING"))
+    await asyncio.sleep(0.05)
+    assert not waiting.done() and not connection.dispatch.waiters  # nothing sent yet
+    connection.resume_writing()
+    assert await asyncio.wait_for(waiting, 2) == ("PONG", None)
+    await client.close()

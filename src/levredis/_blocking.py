@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from typing import Final
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Final
 
 from ._errors import Error
 from ._protocol import RedisProtocol
@@ -77,6 +77,8 @@ def _direction(args: Sequence[object], words: tuple[str, str]) -> str:
 
 #: Recoveries under way, so a loop's shutdown can let them finish.
 RECOVERING: set[Recovery] = set()
+# Put-backs running on another connection (kept from the GC).
+_PUTTING_BACK: set[asyncio.Task[Reply]] = set()
 
 
 class Recovery:
@@ -87,11 +89,13 @@ class Recovery:
     shuts down (and the pool's shutdown hook waits for ``finished``).
     """
 
-    __slots__ = ("args", "connection", "done", "finished", "future", "name", "_timer")
+    __slots__ = ("args", "connection", "done", "elsewhere", "finished", "future", "kick",
+                 "name", "_timer")
 
     def __init__(
         self, connection: RedisProtocol, future: asyncio.Future[Reply], name: str,
         args: Sequence[object], done: Callable[[bool], None],
+        elsewhere: Callable[[list[object]], Coroutine[Any, Any, Reply]] | None = None,
     ) -> None:
         self.connection = connection
         self.future = future
@@ -101,6 +105,11 @@ class Recovery:
         self.done = done
         self.finished: asyncio.Future[bool] = connection.loop.create_future()
         self._timer: asyncio.TimerHandle | None = None
+        #: Runs the put-back on another connection (the command's own may have
+        #: other blocking commands queued, which the put-back would wait behind).
+        self.elsewhere = elsewhere
+        #: Asks again whether the server may be told to stop waiting now.
+        self.kick: Callable[[], None] | None = None
 
     def start(self, via: RedisProtocol | None) -> None:
         """Tell the server to stop waiting (``CLIENT UNBLOCK`` on ``via``), read the answer."""
@@ -111,8 +120,13 @@ class Recovery:
         client_id = self.connection.client_id
         if via is not None and via.error is None and client_id is not None:
             via.request(encode_command(["CLIENT", "UNBLOCK", client_id]))  # its answer: 0 or 1
-        self._timer = self.connection.loop.call_later(RECOVERY_LIMIT, self._give_up)
+            self.arm()
         self.future.add_done_callback(self._answered)
+
+    def arm(self) -> None:
+        """CLIENT UNBLOCK was sent: the answer is due now, or the connection goes."""
+        if self._timer is None and not self.finished.done():
+            self._timer = self.connection.loop.call_later(RECOVERY_LIMIT, self._give_up)
 
     def _answered(self, future: asyncio.Future[Reply]) -> None:
         if self.finished.done():
@@ -128,11 +142,19 @@ class Recovery:
         if restore is None:
             self._finish(True)
             return
+        if self.elsewhere is not None:
+            task: asyncio.Task[Reply] = self.connection.loop.create_task(
+                self.elsewhere(restore))
+            _PUTTING_BACK.add(task)
+            task.add_done_callback(_PUTTING_BACK.discard)
+            task.add_done_callback(lambda done: self._restored(restore, done))
+            return
         answer = self.connection.request(encode_command(restore))
         answer.add_done_callback(lambda done: self._restored(restore, done))
 
     def _restored(self, restore: list[object], answer: asyncio.Future[Reply]) -> None:
-        result = answer.result()
+        result: Reply | Error = (
+            answer.result() if not answer.cancelled() else Error("cancelled at shutdown"))
         if isinstance(result, Error):
             log.error("a %s whose caller left had popped from %r; putting it back "
                       "failed: %s", self.name, restore[1], result)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import traceback
 import warnings
@@ -16,8 +17,9 @@ from types import TracebackType
 from typing import Any, Final, Literal, TypedDict
 
 from . import _pool
-from ._blocking import BLOCKING, RECOVERY_LIMIT, Recovery, is_blocking
+from ._blocking import BLOCKING, RECOVERING, RECOVERY_LIMIT, Recovery, is_blocking
 from ._config import Config, ConfigView, parse_config
+from ._connection import open_connection
 from ._errors import (
     CLOSED,
     NOT_FOUND,
@@ -80,6 +82,7 @@ class Client:
         "_closed",
         "_closing",
         "_created_at",
+        "_own_blocking",
         "_config",
         "_connection",
         "_key",
@@ -104,6 +107,8 @@ class Client:
         self._closed = False
         # Where it was made, for the unclosed-client warning (asyncio debug mode).
         self._created_at = traceback.extract_stack()[:-2] if loop.get_debug() else None
+        # Blocking commands in flight on this client's own connection.
+        self._own_blocking: dict[asyncio.Future[Reply], tuple[str, Sequence[object]]] = {}
         #: Set by close(), for blocking commands waiting on their own connections.
         self._closing: asyncio.Future[None] | None = None
         self._timeout = config.timeout
@@ -321,6 +326,21 @@ class Client:
         if self._closing is not None and not self._closing.done():
             self._closing.set_result(None)  # blocking commands still waiting end now
         connection = self._connection
+        if self._own_blocking:
+            # Blocking commands on this very connection: recover them (a pop
+            # put back) before the connection is released or closed.
+            for future, (name, args) in list(self._own_blocking.items()):
+                if not future.done():
+                    self._recover(connection, future, name, args, own=True)
+        recovering = [r for r in RECOVERING if r.connection is connection]
+        if recovering:
+            # All of them are leaving now: each may be unblocked in its turn.
+            for recovery in recovering:
+                if recovery.kick is not None:
+                    recovery.kick()
+            pending = [r.finished for r in recovering]
+            if pending:
+                await asyncio.wait(pending, timeout=RECOVERY_LIMIT + 1)
         _pool.release(connection, self._key, self._loop, keepalive=not no_keepalive)
         if (connection.error is not None and connection.transport is not None
                 and asyncio._get_running_loop() is self._loop):
@@ -393,11 +413,11 @@ class Client:
         loop = self._loop
         asked_id = connection.request(_CLIENT_ID) if connection.client_id is None else None
         future = connection.request(data)
+        if own:
+            self._own_blocking[future] = (name, args)
+        if asked_id is not None:
+            asked_id.add_done_callback(lambda answer: _note_client_id(connection, answer))
         try:
-            if asked_id is not None:
-                client_id = await asked_id
-                if isinstance(client_id, int):
-                    connection.client_id = client_id
             remaining = None if deadline is None else deadline - loop.time()
             if self._closing is None:
                 self._closing = loop.create_future()
@@ -409,11 +429,17 @@ class Client:
             # the background, so nothing is lost and the caller goes now.
             self._recover(connection, future, name, args, own)
             raise
+        if own and future not in self._own_blocking:
+            # close() handed this one to a recovery: its answer is put back,
+            # so the caller must not have it too.
+            return None, CLOSED
         if not future.done():  # the timeout, or close() while it waited
             self._recover(connection, future, name, args, own)
             return None, CLOSED if self._closed else TIMEOUT
         value = future.result()
-        if not own:
+        if own:
+            self._own_blocking.pop(future, None)
+        else:
             _pool.release(connection, self._key, loop, keepalive=True)
         if value is None:
             return None, NOT_FOUND
@@ -425,6 +451,8 @@ class Client:
         self, connection: RedisProtocol, future: asyncio.Future[Reply], name: str,
         args: Sequence[object], own: bool,
     ) -> None:
+        if own and self._own_blocking.pop(future, None) is None:
+            return  # close() started this one's recovery already
         key, loop = self._key, self._loop
 
         def done(clean: bool) -> None:
@@ -433,29 +461,82 @@ class Client:
             if not own:
                 _pool.release(connection, key, loop, keepalive=clean)
 
-        recovery = Recovery(connection, future, name, args, done)
+        elsewhere = None
+        if own:
+            config_here = dataclasses.replace(self._config, db=connection.state.current_db)
+
+            async def put_back_elsewhere(command: list[object]) -> Reply:
+                # A short-lived connection, on the db the command ran in.
+                extra = await open_connection(config_here, loop, RECOVERY_LIMIT)
+                if isinstance(extra, Error):
+                    return extra
+                try:
+                    return await extra.request(encode_command(command))
+                finally:
+                    extra.close(CLOSED)
+
+            elsewhere = put_back_elsewhere
+        recovery = Recovery(connection, future, name, args, done, elsewhere)
         if not own:
             # The client's own connection carries the CLIENT UNBLOCK.
             recovery.start(self._connection)
             return
         recovery.start(None)
-        if not future.done() and connection.client_id is not None:
-            # The blocked connection is the client's: unblock from another.
-            client_id = connection.client_id
-            config = self._config
+        config = self._config
 
-            async def unblock() -> None:
-                other = await _pool.acquire(config, key, loop, loop.time() + RECOVERY_LIMIT)
-                if isinstance(other, Error):
-                    return
+        def alone() -> bool:
+            # CLIENT UNBLOCK names a connection, not a command: with another
+            # blocking command queued on it, it could cut that one short.
+            # Then the server is left to answer (the pop is put back).
+            # Once the client is closing, every one of them is leaving.
+            return self._closed or not any(not other.done() for other in self._own_blocking)
+
+        async def unblock(client_id: int) -> None:
+            command = encode_command(["CLIENT", "UNBLOCK", client_id])
+            other = await _pool.acquire(config, key, loop, loop.time() + RECOVERY_LIMIT,
+                                        wait=False)
+            if other is None:
+                # At the cap, possibly with this very connection the only
+                # one: a short-lived connection beyond the cap says it.
+                extra = await open_connection(config, loop, RECOVERY_LIMIT)
+                if not isinstance(extra, Error):
+                    try:
+                        if still_its_turn():
+                            await extra.request(command)
+                            recovery.arm()  # answered by now, or the connection goes
+                    finally:
+                        extra.close(CLOSED)
+            elif not isinstance(other, Error):
                 try:
-                    await other.request(encode_command(["CLIENT", "UNBLOCK", client_id]))
+                    if still_its_turn():
+                        await other.request(command)
+                        recovery.arm()
                 finally:
                     _pool.release(other, key, loop, keepalive=True)
 
-            task = loop.create_task(unblock())
+        def still_its_turn() -> bool:
+            waiters = connection.dispatch.waiters
+            return (not future.done() and connection.error is None and alone()
+                    and bool(waiters) and waiters[0] is future)
+
+        def when_its_turn() -> None:
+            # CLIENT UNBLOCK names a connection, not a command: only the
+            # command the server is running now (the head of the queue) may
+            # be unblocked, or another caller's BLPOP would be cut short.
+            if future.done() or recovery.finished.done() or connection.error is not None:
+                return
+            if not alone():
+                return  # the server answers in its time; the pop is put back then
+            waiters = connection.dispatch.waiters
+            if not (waiters and waiters[0] is future) or connection.client_id is None:
+                loop.call_later(0.05, when_its_turn)
+                return
+            task = loop.create_task(unblock(connection.client_id))
             _UNBLOCKING.add(task)
             task.add_done_callback(_UNBLOCKING.discard)
+
+        recovery.kick = when_its_turn
+        when_its_turn()
 
     # -- reconnecting ----------------------------------------------------------
 
@@ -521,6 +602,12 @@ def encode_pipeline(commands: object) -> list[bytes] | UsageError:
 
 
 _CLIENT_ID: Final = encode_command(["CLIENT", "ID"])
+
+
+def _note_client_id(connection: RedisProtocol, answer: asyncio.Future[Reply]) -> None:
+    value = answer.result()
+    if isinstance(value, int):
+        connection.client_id = value
 #: How long close() waits for a closed socket's last word.
 _CLOSE_WAIT: Final = 1.0
 _log: Final = logging.getLogger("levredis")

@@ -271,14 +271,15 @@ class Pool:
         future: asyncio.Future[_Handoff] = loop.create_future()
         self.waiters.append(future)
         log.debug("pool %s: at max_connections=%d, waiting", self.name, self.cap)
+        limit = _remaining(loop, deadline, None)
         try:
-            async with asyncio.timeout(_remaining(loop, deadline, None)):
+            async with asyncio.timeout(limit):
                 return await future
         except TimeoutError:
             if future.done() and not future.cancelled():
                 return future.result()  # handed over just as the time ran out
             return Timeout(
-                f"timeout: no free connection within {config.timeout:g}s "
+                f"timeout: no free connection within {max(limit or 0.0, 0.0):.3g}s "
                 f"(max_connections={self.cap} for {self.name}, all in use)"
             )
         except BaseException:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -168,3 +170,116 @@ async def test_keys_that_never_worked_leave_no_pool_behind(redis_server: RedisSe
             address(redis_server, auth={"user": "nobody", "pass": f"wrong-{n}"}))
         assert value is None and err is not None
     assert not [s for s in levredis.pool_stats() if "nobody" in s["key"]]
+
+
+# -- a third review: blocking commands on the client's own connection --------------------
+
+async def test_a_cancelled_blpop_at_the_cap_does_not_hold_up_the_client(
+    redis_server: RedisServer,
+) -> None:
+    client = await connect_or_fail(address(redis_server, db=8, max_connections=1))
+    await client.cmd("DEL", "capq2")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(client.cmd("BLPOP", "capq2", 0), 0.2)
+    # Unblocked over a short-lived extra connection, though at the cap.
+    assert await asyncio.wait_for(client.cmd("PING"), 3) == ("PONG", None)
+    await client.close()
+
+
+async def test_a_full_cap_says_how_long_it_waited_without_a_configured_timeout(
+    redis_server: RedisServer,
+) -> None:
+    from levredis import _pool
+    from levredis._config import parse_config
+
+    config = parse_config(address(redis_server, max_connections=1))
+    assert not isinstance(config, levredis.ConfigError)
+    holder = await connect_or_fail(address(redis_server, max_connections=1))
+    loop = asyncio.get_running_loop()
+    err = await _pool.acquire(config, _pool.pool_key(config), loop, loop.time() + 0.1)
+    assert isinstance(err, levredis.Timeout) and "no free connection within" in err
+    await holder.close()
+
+
+async def test_unblocking_a_cancelled_blpop_never_cuts_short_another_callers(
+    redis_server: RedisServer,
+) -> None:
+    client = await connect_or_fail(address(redis_server, timeout=10))
+    other = await connect_or_fail(address(redis_server, db=3))
+    assert await client.cmd("SELECT", 3) == ("OK", None)  # blocking commands run here now
+    await other.cmd("DEL", "kb", "kc")
+    staying = asyncio.ensure_future(client.cmd("BLPOP", "kb", 0))
+    await asyncio.sleep(0.05)
+    with pytest.raises(TimeoutError):  # queued behind the first, then given up
+        await asyncio.wait_for(client.cmd("BLPOP", "kc", 0), 0.2)
+    await asyncio.sleep(0.3)
+    assert not staying.done()  # not unblocked on the other caller's behalf
+    await other.cmd("RPUSH", "kb", "for-b")
+    assert await asyncio.wait_for(staying, 3) == (["kb", "for-b"], None)
+    await other.cmd("RPUSH", "kc", "for-nobody")
+    await asyncio.sleep(0.3)  # the given-up BLPOP pops it; it is put back
+    assert await other.cmd("LRANGE", "kc", 0, -1) == (["for-nobody"], None)
+    await client.close()
+    await other.close()
+
+
+def exchange(raw: socket.socket, text: str) -> bytes:
+    """Send inline commands and read the answer, blocking the event loop meanwhile."""
+    raw.sendall(text.encode())
+    time.sleep(0.1)
+    return raw.recv(100)
+
+
+@pytest.mark.parametrize("mode", ["select", "cap"])
+async def test_close_during_a_blpop_on_the_own_connection_loses_no_pop(
+    redis_server: RedisServer, mode: str,
+) -> None:
+    extra = {"max_connections": 1} if mode == "cap" else {}
+    client = await connect_or_fail(address(redis_server, **extra))
+    db = 5 if mode == "select" else 0
+    if mode == "select":
+        await client.cmd("SELECT", db)
+    key = f"owned-{mode}"
+    raw = socket.create_connection(("127.0.0.1", redis_server.port))
+    exchange(raw, f"SELECT {db}\r\nDEL {key}\r\n")
+    task = asyncio.ensure_future(client.cmd("BLPOP", key, 0))
+    await asyncio.sleep(0.2)  # blocked on the server
+    exchange(raw, f"LPUSH {key} precious\r\n")  # popped for the task, no loop turn since
+    await client.close()
+    value, _ = await asyncio.wait_for(task, 10)
+    await asyncio.sleep(0.3)
+    left = exchange(raw, f"LLEN {key}\r\n")
+    raw.close()
+    # Exactly one of: the caller has it, or it is back in the list.
+    assert (value is not None) != (left.strip() == b":1"), (value, left)
+
+
+async def test_a_put_back_never_waits_behind_another_blpop_on_the_same_connection(
+    redis_server: RedisServer,
+) -> None:
+    client = await connect_or_fail(address(redis_server, max_connections=1))
+    raw = socket.create_connection(("127.0.0.1", redis_server.port))
+    exchange(raw, "DEL shared\r\n")
+    leaving = asyncio.ensure_future(client.cmd("BLPOP", "shared", 0))
+    await asyncio.sleep(0.1)
+    staying = asyncio.ensure_future(client.cmd("BLPOP", "shared", 0))
+    await asyncio.sleep(0.1)
+    leaving.cancel()
+    exchange(raw, "LPUSH shared X\r\n")  # popped for the caller that left
+    # Put back over another connection, it reaches the caller still waiting.
+    assert await asyncio.wait_for(staying, 8) == (["shared", "X"], None)
+    await asyncio.gather(leaving, return_exceptions=True)
+    await client.close()
+    raw.close()
+
+
+async def test_two_blocking_calls_on_one_connection_each_keep_their_timeout(
+    redis_server: RedisServer,
+) -> None:
+    client = await connect_or_fail(address(redis_server, timeout=0.5))
+    assert await client.cmd("SELECT", 2) == ("OK", None)  # both run on this connection
+    first = asyncio.ensure_future(client.cmd("BLPOP", "nothing-a", 0))
+    second = asyncio.ensure_future(client.cmd("BLPOP", "nothing-b", 0))
+    results = await asyncio.wait_for(asyncio.gather(first, second), 3)
+    assert results == [(None, "timeout"), (None, "timeout")]
+    await client.close()

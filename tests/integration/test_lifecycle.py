@@ -143,3 +143,23 @@ def test_threads_each_with_their_own_loop_share_the_registry_safely(
     for thread in threads:
         thread.join(60)
     assert errors == []
+
+
+@pytest.mark.filterwarnings("default:unclosed <levredis:ResourceWarning")
+async def test_in_debug_mode_an_unclosed_client_says_where_it_was_made(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    try:
+        dropped = await connect(redis_server)
+    finally:
+        loop.set_debug(False)
+    with caplog.at_level(logging.WARNING, logger="levredis"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        del dropped
+        gc.collect()
+    [record] = [r for r in caplog.records if "created at" in r.getMessage()]
+    assert "test_lifecycle.py" in record.getMessage()

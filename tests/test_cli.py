@@ -144,3 +144,14 @@ def test_interactive_prompt_on_a_terminal_with_history(server: RedisServer, tmp_
     assert output.count(prompt) >= 2
     history = (tmp_path / ".levredis_history").read_text()
     assert "GET tty:key" in history
+
+
+def test_piped_lines_are_unquoted_byte_for_byte_like_redis_cli(server: RedisServer) -> None:
+    # The example from redis-cli's quoting rules: \x41 and \n become bytes.
+    lines = ('SET q "\\x41\\n"\nGET q\nSTRLEN q\nSET q2 \'it\\\'s\'\nGET q2\n'
+             'SET q3 "unbalanced\nECHO "a\\tb"\n')
+    ours = levredis("-p", str(server.port), "-n", "9", stdin=lines)
+    theirs = subprocess.run([REDIS_CLI, "-p", str(server.port), "-n", "9"], input=lines,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert ours.stdout == theirs.stdout
+    assert "2\n" in ours.stdout and "Invalid argument(s)" in ours.stdout

@@ -15,12 +15,11 @@ import argparse
 import asyncio
 import contextlib
 import os
-import shlex
 import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 from ._client import Client, connect
 from ._errors import Error, NotFound, ServerError
@@ -160,6 +159,80 @@ def prompt_for(options: argparse.Namespace, client: Client) -> str:
     return f"{host}:{cfg['port']}{db}> "
 
 
+# The escapes redis-cli reads inside double quotes.
+_UNESCAPES: Final[dict[int, bytes]] = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t",
+                                       ord("b"): b"\b", ord("a"): b"\a"}
+_HEX: Final = frozenset(b"0123456789abcdefABCDEF")
+_SPACE: Final = frozenset(b" \n\r\t\v\f")
+
+
+def split_line(line: str) -> list[str] | None:
+    r"""Split a typed or piped line the way redis-cli does (its ``sdssplitargs``); None if invalid.
+
+    Inside double quotes ``\xHH``, ``\n``, ``\r``, ``\t``, ``\b`` and ``\a``
+    become those bytes and a backslash takes any other character as it is;
+    inside single quotes only ``\'`` is special. A quote may start mid-word,
+    and a closing quote must end the word; an unbalanced quote is an error.
+    Bytes that are not UTF-8 come back as surrogates, so they are sent as
+    they were.
+
+    >>> split_line(r'SET k "\x41\n" ' + "'it\\'s'")
+    ['SET', 'k', 'A\n', "it's"]
+    >>> split_line('GET "k') is None
+    True
+    """
+    data = line.encode("utf-8", "surrogateescape")
+    args: list[str] = []
+    at, end = 0, len(data)
+    while True:
+        while at < end and data[at] in _SPACE:
+            at += 1
+        if at >= end:
+            return args
+        word = bytearray()
+        quote = 0
+        while True:
+            byte = data[at] if at < end else 0
+            if quote == 0x22:  # "
+                if byte == 0x5C and at + 3 < end and data[at + 1] == 0x78 and \
+                        data[at + 2] in _HEX and data[at + 3] in _HEX:
+                    word.append(int(data[at + 2 : at + 4], 16))
+                    at += 3
+                elif byte == 0x5C and at + 1 < end:
+                    at += 1
+                    word += _UNESCAPES.get(data[at], data[at : at + 1])
+                elif byte == 0x22:
+                    if at + 1 < end and data[at + 1] not in _SPACE:
+                        return None  # a closing quote must end the word
+                    at += 1
+                    break
+                elif at >= end:
+                    return None  # unbalanced
+                else:
+                    word.append(byte)
+            elif quote == 0x27:  # '
+                if byte == 0x5C and at + 1 < end and data[at + 1] == 0x27:
+                    at += 1
+                    word.append(0x27)
+                elif byte == 0x27:
+                    if at + 1 < end and data[at + 1] not in _SPACE:
+                        return None
+                    at += 1
+                    break
+                elif at >= end:
+                    return None
+                else:
+                    word.append(byte)
+            elif at >= end or byte in _SPACE:
+                break
+            elif byte in (0x22, 0x27):
+                quote = byte
+            else:
+                word.append(byte)
+            at += 1
+        args.append(bytes(word).decode("utf-8", "surrogateescape"))
+
+
 def interactive(loop: asyncio.AbstractEventLoop, client: Client,
                 options: argparse.Namespace, raw: bool) -> None:
     """A prompt with history on a terminal; one command per line otherwise."""
@@ -180,9 +253,8 @@ def interactive(loop: asyncio.AbstractEventLoop, client: Client,
             break
         if not on_terminal and not line:
             break
-        try:
-            args = shlex.split(line)
-        except ValueError:
+        args = split_line(line)
+        if args is None:
             print("Invalid argument(s)")
             continue
         if not args:

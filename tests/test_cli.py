@@ -155,3 +155,34 @@ def test_piped_lines_are_unquoted_byte_for_byte_like_redis_cli(server: RedisServ
                             capture_output=True, text=True, timeout=30, check=False)
     assert ours.stdout == theirs.stdout
     assert "2\n" in ours.stdout and "Invalid argument(s)" in ours.stdout
+
+
+@pytest.mark.parametrize("command", [["LATENCY", "DOCTOR"], ["MEMORY", "DOCTOR"],
+                                     ["latency", "doctor"]])
+@pytest.mark.parametrize("mode", ["--raw", "--no-raw"])
+def test_text_for_people_is_printed_as_it_is_like_redis_cli(
+    server: RedisServer, command: list[str], mode: str,
+) -> None:
+    ours = levredis("-p", str(server.port), mode, *command)
+    theirs = redis_cli("-p", str(server.port), mode, *command)
+    assert ours.stdout == theirs.stdout and not ours.stdout.endswith("\n\n")
+
+
+def test_info_is_printed_as_it_is_through_a_pipe_and_on_a_terminal(server: RedisServer) -> None:
+    for mode in ("--raw", "--no-raw"):
+        ours = levredis("-p", str(server.port), mode, "INFO", "keyspace")
+        theirs = redis_cli("-p", str(server.port), mode, "INFO", "keyspace")
+        assert ours.stdout == theirs.stdout
+        assert ours.stdout.startswith("# Keyspace") and '"' not in ours.stdout
+
+
+def test_the_verbatim_list_is_redis_clis() -> None:
+    from levredis._cli import prints_verbatim
+
+    for args in (["INFO"], ["info", "server"], ["LOLWUT"], ["CLUSTER", "NODES"],
+                 ["client", "list"], ["CLIENT", "INFO"], ["LATENCY", "GRAPH", "command"],
+                 ["MEMORY", "MALLOC-STATS"], ["DEBUG", "HTSTATS", "0"]):
+        assert prints_verbatim(args), args
+    for args in (["GET", "info"], ["CLUSTER", "NODES", "x"], ["LATENCY", "GRAPH"],
+                 ["LATENCY", "DOCTOR", "x"], ["CLIENT", "ID"], ["MEMORY", "USAGE", "k"]):
+        assert not prints_verbatim(args), args

@@ -141,8 +141,33 @@ async def run_command(client: Client, args: Sequence[str]) -> tuple[Reply, Error
     return value, err
 
 
-def show(value: Reply, err: Error | None, raw: bool, out: TextIO) -> None:
-    if err is not None:
+def prints_verbatim(args: Sequence[str]) -> bool:
+    """Whether redis-cli prints this command's reply as it is, in any mode.
+
+    The list is redis-cli's own (``cliSendCommand`` in Redis 7.0's
+    redis-cli.c): text meant for people, printed without quotes, prefixes or
+    an added line end, on a terminal and through a pipe alike.
+    """
+    count = len(args)
+    name = args[0].lower() if args else ""
+    sub = args[1].lower() if count >= 2 else ""
+    return (
+        name in ("info", "lolwut")
+        or (name == "debug" and sub in ("htstats", "htstats-key", "client-eviction"))
+        or (name == "memory" and sub in ("malloc-stats", "doctor"))
+        or (name == "cluster" and count == 2 and sub in ("nodes", "info"))
+        or (name == "client" and sub in ("list", "info"))
+        or (name == "latency" and ((count == 3 and sub == "graph")
+                                   or (count == 2 and sub == "doctor")))
+        or (name == "proxy" and sub == "info")
+    )
+
+
+def show(value: Reply, err: Error | None, raw: bool, out: TextIO,
+         verbatim: bool = False) -> None:
+    if verbatim:
+        out.write(f"{err}\n" if err is not None else format_raw(value))
+    elif err is not None:
         # redis-cli's raw mode follows an error with an empty line.
         out.write(f"{err}\n\n" if raw else f"(error) {err}\n")
     elif raw:
@@ -262,7 +287,7 @@ def interactive(loop: asyncio.AbstractEventLoop, client: Client,
         if args[0].lower() in ("quit", "exit"):
             break
         value, err = loop.run_until_complete(run_command(client, args))
-        show(value, err, raw, sys.stdout)
+        show(value, err, raw, sys.stdout, prints_verbatim(args))
     if on_terminal and readline is not None:
         with contextlib.suppress(OSError):
             readline.write_history_file(HISTORY)
@@ -281,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         if options.command:
             value, err = loop.run_until_complete(run_command(client, options.command))
-            show(value, err, raw, sys.stdout)
+            show(value, err, raw, sys.stdout, prints_verbatim(options.command))
         else:
             interactive(loop, client, options, raw)
         loop.run_until_complete(client.close())

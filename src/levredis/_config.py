@@ -23,7 +23,7 @@ DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 6379
 _KNOWN_KEYS: Final = frozenset(
     {"host", "port", "db", "timeout", "ssl", "auth", "decode", "max_connections",
-     "max_pushes", "max_push_bytes"})
+     "max_pushes", "max_push_bytes", "path"})
 _MASK: Final = "***"
 # Keys other Python clients use: ignoring them would silently connect without
 # the credentials, timeout or decoding the caller meant.
@@ -82,10 +82,14 @@ class Config:
     #: Unread pushes (messages, bytes) past which the socket is not read.
     max_pushes: int = 10_000
     max_push_bytes: int = 64 * 1024 * 1024
+    #: A Unix socket's path (then host and port are not used).
+    path: str | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def address(self) -> str:
+        if self.path is not None:
+            return f"unix:{self.path}"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
@@ -111,6 +115,7 @@ class Config:
             max_connections=self.max_connections,
             max_pushes=self.max_pushes,
             max_push_bytes=self.max_push_bytes,
+            path=self.path,
         )
         return ConfigView(values)
 
@@ -181,6 +186,45 @@ def _check_host(host: object) -> str:
     except UnicodeError:
         raise _invalid("host is not a valid host name", _TypeName(host)) from None
     return host
+
+
+def _check_path(path: object) -> str:
+    if not isinstance(path, str) or not path.startswith("/") or "\0" in path:
+        raise _invalid("path must be an absolute Unix socket path", path)
+    return path
+
+
+def _parse_unix_url(url: str) -> Config:
+    """``unix://[user:pass@]/path?db=N&timeout=S`` (or ``redis+unix://``)."""
+    try:
+        shown = _masked_url(url)
+        parts = urlsplit(url)
+    except ValueError:
+        raise _invalid("malformed URL", _TypeName(url)) from None
+    if parts.fragment or parts.hostname:
+        raise _invalid("write a Unix socket URL as unix:///path/to.sock", shown)
+    path = _check_path(unquote(parts.path))
+    options = parse_qsl(parts.query, keep_blank_values=True)
+    if len({key for key, _ in options}) != len(options):
+        raise _invalid("a URL option is given twice", shown)
+    db, timeout = 0, None
+    for key, value in options:
+        if key == "db":
+            db = _parse_int_text(value, "db", shown)
+        elif key == "timeout":
+            try:
+                timeout = _check_timeout(float(value))
+            except ValueError:
+                raise _invalid("timeout must be a number of seconds", shown) from None
+        else:
+            raise _invalid(f"unsupported URL option {key!r}", shown)
+    auth = None
+    if parts.password is not None:
+        auth = _check_auth({"user": unquote(parts.username or "") or "default",
+                            "pass": unquote(parts.password)})
+    elif parts.username:
+        raise _invalid("a user in the URL needs a password (user:pass@)", shown)
+    return Config(path=path, db=_check_db(db), timeout=timeout, auth=auth)
 
 
 def _check_port(port: object) -> int:
@@ -388,13 +432,21 @@ def _parse_mapping(config: Mapping[Any, Any]) -> Config:
         if isinstance(key, str) and (key in _FOREIGN_KEYS or key.startswith("ssl_")):
             ours = _FOREIGN_KEYS.get(key, "ssl (True, or an ssl.SSLContext you configure)")
             raise _invalid(f"{key!r} is not a levredis key: use {ours}", _TypeName(config[key]))
-    if "host" not in config:
+    path = config.get("path")
+    if path is not None:
+        if config.get("host") is not None or config.get("port") is not None:
+            raise _invalid("give host and port, or path (a Unix socket), not both", path)
+        _check_path(path)
+        if config.get("ssl"):
+            raise _invalid("TLS over a Unix socket is not supported", config.get("ssl"))
+    elif "host" not in config:
         raise _invalid("host is required", None)
     extras = {key: value for key, value in config.items() if key not in _KNOWN_KEYS}
     port = config.get("port")
     return Config(
-        host=_check_host(config["host"]),
+        host=DEFAULT_HOST if path is not None else _check_host(config["host"]),
         port=DEFAULT_PORT if port is None else _check_port(port),
+        path=path,
         db=_check_db(config.get("db")),
         timeout=_check_timeout(config.get("timeout")),
         ssl=_check_ssl(config.get("ssl")),
@@ -448,8 +500,12 @@ def _parse(config: object) -> Config:
     if config is None:
         return Config()
     if isinstance(config, str):
+        if config.startswith(("unix://", "redis+unix://")):
+            return _parse_unix_url(config)
         if "://" in config:
             return _parse_url(config)
+        if config.startswith("/"):
+            return Config(path=_check_path(config))  # a bare socket path
         return _parse_address_string(config)
     if isinstance(config, Mapping):
         return _parse_mapping(config)

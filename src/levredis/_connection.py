@@ -61,15 +61,18 @@ async def open_connection(
     connection: RedisProtocol | None = None
     try:
         async with asyncio.timeout(limit):
-            context = tls_context(config)
-            _, connection = await loop.create_connection(
-                lambda: RedisProtocol(loop, config.db, config.decode, config.auth is not None,
-                                      PushLimits(config.max_pushes, config.max_push_bytes)),
-                config.host,
-                config.port,
-                ssl=context,
-                server_hostname=config.host if context is not None else None,
-            )
+            def protocol() -> RedisProtocol:
+                return RedisProtocol(loop, config.db, config.decode, config.auth is not None,
+                                     PushLimits(config.max_pushes, config.max_push_bytes))
+
+            if config.path is not None:
+                _, connection = await loop.create_unix_connection(protocol, config.path)
+            else:
+                context = tls_context(config)
+                _, connection = await loop.create_connection(
+                    protocol, config.host, config.port, ssl=context,
+                    server_hostname=config.host if context is not None else None,
+                )
             commands = _handshake(config)
             if commands:
                 if log.isEnabledFor(logging.DEBUG):

@@ -62,12 +62,17 @@ def pool_key(config: Config) -> PoolKey:
         user = config.auth["user"]
         secret = f"{user}\0{config.auth['pass']}".encode("utf-8", "surrogateescape")
         digest = hashlib.sha256(secret).hexdigest()
-    return (config.host, config.port, config.db, tls, user, digest, max_connections(config))
+    where = config.host if config.path is None else f"unix:{config.path}"
+    port = config.port if config.path is None else 0
+    return (where, port, config.db, tls, user, digest, max_connections(config))
 
 
 def describe_key(key: PoolKey) -> str:
     host, port, db, tls, user, _, _ = key
-    text = f"[{host}]:{port}/{db}" if ":" in host else f"{host}:{port}/{db}"
+    if host.startswith("unix:"):
+        text = f"{host}/{db}"
+    else:
+        text = f"[{host}]:{port}/{db}" if ":" in host else f"{host}:{port}/{db}"
     if tls is not None:
         text += "+ssl"
     if user is not None:

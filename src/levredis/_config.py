@@ -15,7 +15,7 @@ import ssl
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from ._errors import ConfigError
 
@@ -204,27 +204,42 @@ def _parse_unix_url(url: str) -> Config:
     if parts.fragment or parts.hostname:
         raise _invalid("write a Unix socket URL as unix:///path/to.sock", shown)
     path = _check_path(unquote(parts.path))
-    options = parse_qsl(parts.query, keep_blank_values=True)
+    db, timeout, _ = _url_options(parts.query, shown, ("db", "timeout"))
+    return Config(path=path, db=_check_db(db or 0), timeout=timeout,
+                  auth=_url_auth(parts, shown))
+
+
+def _url_options(
+    query: str, shown: str, allowed: tuple[str, ...]
+) -> tuple[int | None, float | None, int | None]:
+    """A URL's query options, each at most once: (db, timeout, max_connections)."""
+    options = parse_qsl(query, keep_blank_values=True)
     if len({key for key, _ in options}) != len(options):
         raise _invalid("a URL option is given twice", shown)
-    db, timeout = 0, None
+    db = timeout = cap = None
     for key, value in options:
+        if key not in allowed:
+            raise _invalid(f"unsupported URL option {key!r}", shown)
         if key == "db":
             db = _parse_int_text(value, "db", shown)
-        elif key == "timeout":
+        elif key == "max_connections":
+            cap = _check_max_connections(_parse_int_text(value, "max_connections", shown))
+        else:
             try:
                 timeout = _check_timeout(float(value))
             except ValueError:
                 raise _invalid("timeout must be a number of seconds", shown) from None
-        else:
-            raise _invalid(f"unsupported URL option {key!r}", shown)
-    auth = None
+    return db, timeout, cap
+
+
+def _url_auth(parts: SplitResult, shown: str) -> Auth | None:
+    """``user:pass@`` of a URL (no user: ``default``); a user alone is an error."""
     if parts.password is not None:
-        auth = _check_auth({"user": unquote(parts.username or "") or "default",
+        return _check_auth({"user": unquote(parts.username or "") or "default",
                             "pass": unquote(parts.password)})
-    elif parts.username:
+    if parts.username:
         raise _invalid("a user in the URL needs a password (user:pass@)", shown)
-    return Config(path=path, db=_check_db(db), timeout=timeout, auth=auth)
+    return None
 
 
 def _check_port(port: object) -> int:
@@ -393,36 +408,15 @@ def _parse_url(url: str) -> Config:
     path = parts.path.strip("/")
     if path:
         db = _parse_int_text(path, "db in the URL path", shown)
-    timeout: float | None = None
-    cap: int | None = None
-    options = parse_qsl(parts.query, keep_blank_values=True)
-    if len({key for key, _ in options}) != len(options):
-        raise _invalid("a URL option is given twice", shown)
-    for key, value in options:
-        if key == "db":
-            db = _parse_int_text(value, "db", shown)
-        elif key == "max_connections":
-            cap = _check_max_connections(_parse_int_text(value, "max_connections", shown))
-        elif key == "timeout":
-            try:
-                timeout = _check_timeout(float(value))
-            except ValueError:
-                raise _invalid("timeout must be a number of seconds", shown) from None
-        else:
-            raise _invalid(f"unsupported URL option {key!r}", shown)
-    auth = None
-    if parts.password is not None:
-        user = unquote(parts.username or "") or "default"
-        auth = _check_auth({"user": user, "pass": unquote(parts.password)})
-    elif parts.username:
-        raise _invalid("a user in the URL needs a password (user:pass@host)", shown)
+    query_db, timeout, cap = _url_options(parts.query, shown,
+                                          ("db", "timeout", "max_connections"))
     return Config(
         host=host,
         port=_check_port(port),
-        db=_check_db(db),
+        db=_check_db(db if query_db is None else query_db),
         timeout=timeout,
         ssl=parts.scheme == "rediss",
-        auth=auth,
+        auth=_url_auth(parts, shown),
         max_connections=cap,
     )
 

@@ -159,17 +159,10 @@ class Client:
         connection = self._connection
         limit = self._timeout
         if connection.error is not None or self._loop is not asyncio.get_running_loop():
-            started = self._loop.time()
-            usable = await self._usable_connection()
-            if isinstance(usable, Error):
-                return None, usable
-            if self._closed:  # closed while this call awaited the reconnect
-                return None, CLOSED
-            connection = usable
-            if limit is not None:  # one deadline: the reconnect used part of it
-                limit -= self._loop.time() - started
-                if limit <= 0:
-                    return None, TIMEOUT
+            ready = await self._reconnected()
+            if isinstance(ready, Error):
+                return None, ready
+            connection, limit = ready
         first = args[0]
         name = first.upper() if type(first) is str else command_name(first)
         if name in BLOCKING and is_blocking(name, args):
@@ -228,17 +221,10 @@ class Client:
         connection = self._connection
         limit = self._timeout
         if connection.error is not None or self._loop is not asyncio.get_running_loop():
-            started = self._loop.time()
-            usable = await self._usable_connection()
-            if isinstance(usable, Error):
-                return None, usable
-            if self._closed:  # closed while this call awaited the reconnect
-                return None, CLOSED
-            connection = usable
-            if limit is not None:  # one deadline: the reconnect used part of it
-                limit -= self._loop.time() - started
-                if limit <= 0:
-                    return None, TIMEOUT
+            ready = await self._reconnected()
+            if isinstance(ready, Error):
+                return None, ready
+            connection, limit = ready
         if connection.write_paused:
             stopped = await self._writable(connection, limit)
             if stopped is not None:
@@ -539,6 +525,25 @@ class Client:
         when_its_turn()
 
     # -- reconnecting ----------------------------------------------------------
+
+    async def _reconnected(self) -> tuple[RedisProtocol, float | None] | Error:
+        """A usable connection for a call whose own failed, and the time the call has left.
+
+        One deadline: what the reconnect took comes off the call's timeout.
+        """
+        clock = asyncio.get_running_loop()  # (this client's, unless it says otherwise)
+        started = clock.time()
+        usable = await self._usable_connection()
+        if isinstance(usable, Error):
+            return usable
+        if self._closed:  # closed while this call awaited the reconnect
+            return CLOSED
+        limit = self._timeout
+        if limit is not None:
+            limit -= clock.time() - started
+            if limit <= 0:
+                return TIMEOUT
+        return usable, limit
 
     async def _usable_connection(self) -> RedisProtocol | Error:
         """Replace a failed connection, unless it held state a new one lacks."""

@@ -139,6 +139,10 @@ class Client:
     ) -> None:
         await self.close()
 
+    def _broken(self) -> bool:
+        """Its connection failed (a call would have to reconnect first, or cannot)."""
+        return self._lost is not None or self._connection.error is not None
+
     # -- commands ------------------------------------------------------------
 
     async def cmd(self, *args: object) -> tuple[Reply, Error | None]:
@@ -641,14 +645,19 @@ async def connect(
     parsed = parse_config(config)
     if isinstance(parsed, ConfigError):
         return None, parsed
+    return await connect_with(parsed)
+
+
+async def connect_with(config: Config) -> tuple[Client, None] | tuple[None, Error]:
+    """``connect()`` for a config validated already (the cluster's node configs)."""
     loop = asyncio._get_running_loop()
     if loop is None:
         return None, _NO_LOOP
-    key = _pool.pool_key(parsed)
-    connection = await _pool.acquire(parsed, key, loop)
+    key = _pool.pool_key(config)
+    connection = await _pool.acquire(config, key, loop)
     if isinstance(connection, Error):
         return None, connection
-    return Client(parsed, key, loop, connection), None
+    return Client(config, key, loop, connection), None
 
 
 def pool_stats() -> list[_pool.PoolStats]:

@@ -12,6 +12,7 @@ times. A command is only ever retried on a reply saying it did not run.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections import Counter
@@ -19,20 +20,28 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final
 
-from ._client import Client, ReadResult, connect, encode_pipeline
+from ._client import Client, ReadResult, connect_with, encode_pipeline
+from ._cluster_pubsub import ClusterPubSub
 from ._config import Config, parse_config
-from ._dispatch import NOTHING_TO_READ
 from ._errors import CLOSED, NOT_FOUND, ConfigError, Error, NetworkError, ServerError, UsageError
-from ._resp import ArgumentError, Reply, argument_bytes, encode_command
+from ._resp import ArgumentError, Reply, argument_bytes, command_name, encode_command
 from ._slots import CommandTable, SlotMap, key_slot, name_of
-from ._state import SUBSCRIBE_COMMANDS
+from ._state import SUBSCRIBE_COMMANDS, changes_session
 
 log: Final = logging.getLogger("levredis")
 
 #: Redirects and retries one command may take before its last error is returned.
 MAX_ATTEMPTS: Final = 6
-#: The slot map is fetched at most this often (seconds).
+#: The slot map is fetched at most this often (seconds) ...
 REFRESH_INTERVAL: Final = 0.1
+#: ... and, while no node answers, at most this often (doubling up to it).
+MAX_REFRESH_GAP: Final = 2.0
+#: While the client is in use, the map is read again this often.
+REFRESH_PERIOD: Final = 5.0
+#: With replica reads on, a shard without a known replica is looked at again this often.
+REPLICA_RECHECK: Final = 1.0
+#: How long one node may take to give the map before the next is asked.
+NODE_ANSWER_LIMIT: Final = 2.0
 
 
 def _invalid(what: str, got: object) -> ConfigError:
@@ -90,13 +99,19 @@ class ClusterClient:
         self._seeds = seeds
         self._template = seeds[0]
         self._replicas_wanted = read_from_replicas
-        self._nodes: dict[str, Client] = {}
-        self._readonly_nodes: dict[str, Client] = {}
+        #: (address, replica connection?) -> that node's client; disposable.
+        self._nodes: dict[tuple[str, bool], Client] = {}
         self._slots = SlotMap()
         self._commands = CommandTable(None)
         self._refreshing: asyncio.Task[Error | None] | None = None
-        self._last_refresh = 0.0
-        self._subscriber: Client | None = None
+        self._last_refresh = -REFRESH_PERIOD
+        self._gap = REFRESH_INTERVAL
+        self._used = False
+        self._ticker: asyncio.TimerHandle | None = None
+        self._closers: set[asyncio.Task[bool]] = set()
+        self._pubsub = ClusterPubSub(self._node_config, lambda: self._slots, self.refresh,
+                                     self._shared_cmd, self._template.max_pushes,
+                                     self._template.timeout)
         self._closed = False
         self._redirects: Counter[str] = Counter()
 
@@ -125,43 +140,75 @@ class ClusterClient:
                         traceback: TracebackType | None) -> None:
         await self.close()
 
-    # -- nodes and the slot map ------------------------------------------------
+    # -- nodes ------------------------------------------------------------------
 
-    def _node_config(self, address: str) -> dict[str, Any]:
-        """``connect()`` config for one node: its address, the cluster's options."""
+    def _node_config(self, address: str, readonly: bool = False) -> Config:
+        """One node's config: its address, the cluster's options."""
         host, _, port = address.rpartition(":")
-        template = self._template
-        return {"host": host.strip("[]"), "port": int(port), "timeout": template.timeout,
-                "ssl": template.ssl, "decode": template.decode,
-                "auth": dict(template.auth) if template.auth else None}
+        return dataclasses.replace(self._template, host=host.strip("[]"), port=int(port),
+                                   path=None, readonly=readonly)
 
     async def _node(self, address: str, readonly: bool = False) -> Client | Error:
-        nodes = self._readonly_nodes if readonly else self._nodes
-        client = nodes.get(address)
+        """The node's client; a failed one is dropped and a new one made."""
+        key = (address, readonly)
+        client = self._nodes.get(key)
         if client is not None:
-            return client
-        client, err = await connect(self._node_config(address))
+            if not client._broken():
+                return client
+            self._drop(key, client)
+        if self._closed:
+            return CLOSED
+        client, err = await connect_with(self._node_config(address, readonly))
         if client is None:
             return err or NetworkError(f"cannot connect to {address}")
-        if readonly:
-            _, err = await client.cmd("READONLY")
-            if err is not None:
-                await client.close()
-                return err
         if self._closed:  # closed (or connect_cluster cancelled) meanwhile
             await client.close()
             return CLOSED
-        existing = nodes.setdefault(address, client)
+        existing = self._nodes.setdefault(key, client)
         if existing is not client:
             await client.close()
         return existing
+
+    def _drop(self, key: tuple[str, bool], client: Client) -> None:
+        if self._nodes.get(key) is client:
+            del self._nodes[key]
+        task = asyncio.ensure_future(client.close())  # never cancelled: no socket left open
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
+
+    def _after_failure(self, address: str, readonly: bool, client: Client) -> None:
+        """A call on ``client`` failed on the network: drop it if broken, re-read the map."""
+        if client._broken():
+            self._drop((address, readonly), client)
+        self._schedule_refresh()
+
+    # -- the slot map ---------------------------------------------------------------
 
     async def refresh(self) -> Error | None:
         """Fetch the slot map (and, once, the command table) from any node."""
         task = self._refreshing
         if task is None:
             task = self._refreshing = asyncio.ensure_future(self._fetch_map())
-        return await asyncio.shield(task)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and current is not None and not current.cancelling():
+                return CLOSED  # close() stopped the refresh, not our caller
+            raise
+
+    def _schedule_refresh(self) -> None:
+        if self._refreshing is None and not self._closed:
+            self._refreshing = asyncio.ensure_future(self._fetch_map())
+
+    def _tick(self) -> None:
+        """Every REFRESH_PERIOD: re-read the map if the client was used meanwhile."""
+        if self._closed:
+            return
+        if self._used:
+            self._used = False
+            self._schedule_refresh()
+        self._ticker = asyncio.get_running_loop().call_later(REFRESH_PERIOD, self._tick)
 
     async def _fetch_map(self) -> Error | None:
         try:
@@ -171,37 +218,58 @@ class ClusterClient:
 
     async def _fetch_map_once(self) -> Error | None:
         loop = asyncio.get_running_loop()
-        wait = self._last_refresh + REFRESH_INTERVAL - loop.time()
+        wait = self._last_refresh + self._gap - loop.time()
         if wait > 0:
             await asyncio.sleep(wait)
         self._last_refresh = loop.time()
-        candidates = self._slots.nodes() + [seed.address for seed in self._seeds]
+        primaries = self._slots.nodes()
+        replicas = [r for rs in self._slots.replicas.values() for r in rs]
+        random.shuffle(primaries)
+        random.shuffle(replicas)
+        candidates = primaries + replicas + [seed.address for seed in self._seeds]
         last: Error = NetworkError("no cluster node answered")
         for address in dict.fromkeys(candidates):
-            node = await self._node(address)
-            if isinstance(node, Error):
-                last = node
+            try:
+                # A frozen node must not hold the whole refresh for a full timeout.
+                async with asyncio.timeout(NODE_ANSWER_LIMIT):
+                    found = await self._map_from(address)
+            except TimeoutError:
+                found = NetworkError(f"{address} did not answer CLUSTER SHARDS in time")
+            if isinstance(found, Error):
+                last = found
                 continue
-            reply, err = await node.cmd("CLUSTER", "SHARDS")
-            slot_map = SlotMap.from_shards(reply) if err is None else None
-            if slot_map is None or not slot_map.covered():
-                reply, err = await node.cmd("CLUSTER", "SLOTS")
+            if not self._commands:
+                node = await self._node(address)
+                table, err = (None, node) if isinstance(node, Error) else await node.cmd(
+                    "COMMAND")
                 if err is not None:
                     last = err
                     continue
-                slot_map = SlotMap.from_slots(reply)
-            if not slot_map.nodes():
-                last = ServerError("CLUSTERDOWN the cluster serves no slot")
-                continue
-            self._slots = slot_map
-            if not self._commands:
-                table, err = await node.cmd("COMMAND")
-                if err is not None:
-                    return err
                 self._commands = CommandTable(table)
-            log.debug("cluster: slot map from %s, %d primaries", address, len(slot_map.nodes()))
+            self._slots = found
+            self._gap = REFRESH_INTERVAL
+            self._pubsub.check_map(found)
+            log.debug("cluster: slot map from %s, %d primaries", address, len(found.nodes()))
             return None
+        self._gap = min(self._gap * 2, MAX_REFRESH_GAP)  # back off while nothing answers
         return last
+
+    async def _map_from(self, address: str) -> SlotMap | Error:
+        node = await self._node(address)
+        if isinstance(node, Error):
+            return node
+        reply, err = await node.cmd("CLUSTER", "SHARDS")
+        slot_map = SlotMap.from_shards(reply) if err is None else None
+        if slot_map is None or not slot_map.covered():
+            reply, err = await node.cmd("CLUSTER", "SLOTS")
+            if err is not None:
+                if isinstance(err, NetworkError):
+                    self._after_failure(address, False, node)
+                return err
+            slot_map = SlotMap.from_slots(reply)
+        if not slot_map.nodes():
+            return ServerError("CLUSTERDOWN the cluster serves no slot")
+        return slot_map
 
     def _route(self, args: Sequence[object], keys: list[bytes]) -> tuple[str | None, Error | None]:
         slots = {key_slot(key) for key in keys}
@@ -235,9 +303,12 @@ class ClusterClient:
             encode_command(args)
         except ArgumentError as exc:
             return None, UsageError(str(exc))
-        name = name_of(args[0])
-        if name.upper() in SUBSCRIBE_COMMANDS:
-            return await self._subscribe(name, args)
+        self._used = True
+        name = name_of(args[0]).upper()
+        if name in SUBSCRIBE_COMMANDS:
+            return await self._pubsub.command(name, args)
+        if changes_session(args):
+            return None, _refused(args)
         keys = await self._keys_of(args)
         if isinstance(keys, Error):
             return None, keys
@@ -247,8 +318,17 @@ class ClusterClient:
         readonly = self._replicas_wanted and self._commands.readonly(args)
         return await self._run(address, args, readonly)
 
+    async def _shared_cmd(self, args: Sequence[object]) -> tuple[Reply, Error | None]:
+        """A keyless command that leaves no state, on any primary's shared connection."""
+        nodes = self._slots.nodes()
+        return await self._run(random.choice(nodes) if nodes else None, args)
+
     async def _run(self, address: str | None, args: Sequence[object],
                    readonly: bool = False) -> tuple[Reply, Error | None]:
+        """Send to ``address``; follow redirects; retry what certainly did not run."""
+        loop = asyncio.get_running_loop()
+        limit = self._template.timeout
+        deadline = None if limit is None else loop.time() + limit
         delay = 0.05
         last: Error = NetworkError("no node serves this slot")
         asking = False
@@ -256,23 +336,37 @@ class ClusterClient:
             if address is None:
                 refresh_err = await self.refresh()
                 keys = await self._keys_of(args)
-                if refresh_err is not None or isinstance(keys, Error):
-                    return None, refresh_err or keys  # type: ignore[return-value]
+                if isinstance(keys, Error):
+                    return None, keys
                 address, _ = self._route(args, keys)
                 if address is None:
-                    return None, last
+                    return None, refresh_err or last
             target = address
             if readonly and not asking:
                 replicas = self._slots.replicas.get(address) or []
                 if replicas:
                     target = random.choice(replicas)
+                else:
+                    self._missing_replica()
             node = await self._node(target, readonly=target != address)
             if isinstance(node, Error):
+                # Not connected: the command was not sent, so it may go again.
                 self._schedule_refresh()
-                return None, node
+                last = node
+                if node is CLOSED:
+                    return None, node
+                if target != address:
+                    readonly = False  # the replica is out of reach: its primary serves
+                    continue
+                if not await _backoff(delay, deadline):
+                    return None, node
+                delay = min(delay * 2, 1.0)
+                address = None  # routed again on the refreshed map
+                continue
             if asking:
                 results, err = await node.pipeline([["ASKING"], list(args)])
                 if results is None:
+                    self._after_failure(target, target != address, node)
                     return None, err
                 reply = results[1]
                 value = reply[0]
@@ -280,21 +374,24 @@ class ClusterClient:
             else:
                 value, err = await node.cmd(*args)
             if err is None or not isinstance(err, ServerError):
+                if err is CLOSED and not self._closed:
+                    # Dropped by another caller (it had failed) before this one sent.
+                    last = err
+                    continue
                 if isinstance(err, NetworkError):
-                    self._schedule_refresh()  # a node may have failed over
+                    self._after_failure(target, target != address, node)
                 return value, err
             code = err.code
             if code in ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"):
                 self._redirects[code] += 1
-            if code == "MOVED":
-                address = err.split(" ")[2]
-                asking = False
-                self._schedule_refresh()
-            elif code == "ASK":
-                address = err.split(" ")[2]
-                asking = True
+            if code in ("MOVED", "ASK"):
+                address = _redirect_address(err, target)
+                asking = code == "ASK"
+                if code == "MOVED":
+                    self._schedule_refresh()
             elif code in ("TRYAGAIN", "CLUSTERDOWN"):
-                await asyncio.sleep(delay)
+                if not await _backoff(delay, deadline):
+                    return None, err
                 delay = min(delay * 2, 1.0)
                 if code == "CLUSTERDOWN":
                     await self.refresh()
@@ -304,17 +401,19 @@ class ClusterClient:
             last = err
         return None, last
 
-    def _schedule_refresh(self) -> None:
-        if self._refreshing is None and not self._closed:
-            self._refreshing = asyncio.ensure_future(self._fetch_map())
+    def _missing_replica(self) -> None:
+        """Replica reads are on and a shard has none known: look again, now and then."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._last_refresh > REPLICA_RECHECK:
+            self._schedule_refresh()
 
     async def pipeline(
         self, commands: Sequence[Sequence[object]] | None
     ) -> tuple[list[list[Reply]] | None, Error | None]:
         """Many commands: split by node, sent concurrently, results in your order.
 
-        A ``MULTI ... EXEC`` pipeline must touch one slot only; it then runs
-        on that slot's node as one transaction.
+        A transaction (``[WATCH ...] MULTI ... EXEC``) must touch one slot
+        only; it then runs on that slot's node, whole.
         """
         if self._closed:
             return None, CLOSED
@@ -323,9 +422,16 @@ class ClusterClient:
         malformed = encode_pipeline(commands)
         if isinstance(malformed, UsageError):
             return None, malformed
+        self._used = True
+        transaction = _transaction_shape(commands)
+        if isinstance(transaction, UsageError):
+            return None, transaction
         routes: list[str | None] = []
         all_keys: list[bytes] = []
         for position, args in enumerate(commands, 1):
+            if name_of(args[0]).upper() in SUBSCRIBE_COMMANDS:
+                return None, UsageError(f"pipeline entry {position}: subscribe-family "
+                                        "commands go through cmd() on a cluster")
             keys = await self._keys_of(args)
             if isinstance(keys, Error):
                 return None, keys
@@ -334,27 +440,33 @@ class ClusterClient:
             if err is not None:
                 return None, UsageError(f"pipeline entry {position}: {err}")
             routes.append(address if keys else None)
-        if any(name_of(args[0]) == "multi" for args in commands):
-            address, err = self._route(commands[0], all_keys)
-            if err is not None:
-                return None, UsageError(f"a MULTI ... EXEC pipeline must use one slot: {err}")
-            node = await self._node(address) if address else NetworkError("no node")
-            if isinstance(node, Error):
-                return None, node
-            return await node.pipeline(commands)
+        if transaction:
+            slots = {key_slot(key) for key in all_keys}
+            if len(slots) > 1:
+                return None, UsageError("a MULTI ... EXEC pipeline must use one slot: CROSSSLOT "
+                                        "Keys in request don't hash to the same slot")
+            return await self._transaction(commands, slots.pop() if slots else None)
         default = next((r for r in routes if r), None) or next(iter(self._slots.nodes()), None)
         groups: dict[str, list[int]] = {}
         for index, address in enumerate(routes):
             groups.setdefault(address or default or "", []).append(index)
         results: list[list[Reply] | None] = [None] * len(commands)
+        unsent: list[int] = []
 
         async def send(address: str, indexes: list[int]) -> Error | None:
             node = await self._node(address) if address else NetworkError("no node")
             if isinstance(node, Error):
-                return node
+                if node is CLOSED:
+                    return node
+                self._schedule_refresh()
+                unsent.extend(indexes)  # not sent: each goes again on its own
+                return None
             replies, err = await node.pipeline([commands[i] for i in indexes])
             if replies is None:
-                self._schedule_refresh()
+                if err is CLOSED and not self._closed:
+                    unsent.extend(indexes)
+                    return None
+                self._after_failure(address, False, node)
                 return err
             for index, reply in zip(indexes, replies, strict=True):
                 results[index] = reply
@@ -367,53 +479,137 @@ class ClusterClient:
         for index, reply in enumerate(results):  # redirected entries did not run: retry
             if reply is not None and len(reply) == 2 and str(reply[1]).split(" ")[0] in (
                     "MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"):
-                value, err = await self.cmd(*commands[index])
-                results[index] = [value] if err is None else [None] if err == "not found" \
-                    else [None, err]
+                unsent.append(index)
+        for index in sorted(unsent):
+            value, err = await self.cmd(*commands[index])
+            if isinstance(err, NetworkError) or err is CLOSED:
+                return None, err
+            results[index] = [value] if err is None else [None] if err == "not found" \
+                else [None, err]
         return [r if r is not None else [None] for r in results], None
+
+    async def _transaction(self, commands: Sequence[Sequence[object]],
+                           slot: int | None) -> tuple[list[list[Reply]] | None, Error | None]:
+        """A one-slot transaction; again after a redirect (nothing of it ran then)."""
+        loop = asyncio.get_running_loop()
+        limit = self._template.timeout
+        deadline = None if limit is None else loop.time() + limit
+        delay = 0.05
+        last: Error = NetworkError("no node serves this slot")
+        for _ in range(MAX_ATTEMPTS):
+            nodes = self._slots.nodes()
+            address = self._slots.primaries[slot] if slot is not None else (
+                random.choice(nodes) if nodes else None)
+            node = await self._node(address) if address else last
+            if isinstance(node, Error) or address is None:
+                if node is CLOSED:
+                    return None, CLOSED
+                last = node if isinstance(node, Error) else last
+                if not await _backoff(delay, deadline):
+                    return None, last
+                delay = min(delay * 2, 1.0)
+                await self.refresh()
+                continue
+            results, err = await node.pipeline(commands)
+            if results is None:
+                if err is CLOSED and not self._closed:
+                    continue
+                if isinstance(err, NetworkError):
+                    self._after_failure(address, False, node)
+                return None, err
+            codes = [ServerError(str(r[1])).code for r in results if len(r) == 2]
+            redirected = [c for c in codes if c in ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN")]
+            aborted = len(results[-1]) == 2
+            if not (redirected and aborted):
+                return results, None
+            for code in redirected[:1]:
+                self._redirects[code] += 1
+            last = NetworkError(f"transaction redirected ({redirected[0]})")
+            if not await _backoff(delay, deadline):
+                return results, None
+            delay = min(delay * 2, 1.0)
+            await self.refresh()
+        return None, last
 
     # -- pub/sub ----------------------------------------------------------------
 
-    async def _subscribe(self, name: str, args: Sequence[object]) -> tuple[Reply, Error | None]:
-        if self._subscriber is None:
-            if name.startswith("s") and len(args) > 1:
-                address = self._slots.primaries[key_slot(argument_bytes(args[1]))]
-            else:
-                nodes = self._slots.nodes()
-                address = nodes[0] if nodes else None
-            if address is None:
-                return None, NetworkError("no node serves this channel")
-            # Its own connection: subscribed state must not reach the node's pool.
-            client, err = await connect(self._node_config(address))
-            if client is None:
-                return None, err
-            self._subscriber = client
-        return await self._subscriber.cmd(*args)
-
     async def read(self) -> tuple[ReadResult | None, Error | None]:
-        """Read a pub/sub message from the connection the subscriptions are on."""
+        """The next pub/sub message (or gap notice) from any subscriber connection."""
         if self._closed:
             return None, CLOSED
-        if self._subscriber is None:
-            return None, NOTHING_TO_READ
-        return await self._subscriber.read()
+        return await self._pubsub.read()
+
+    def pubsub_restored(self) -> int:
+        """How many subscriptions were made again after a connection loss or a move."""
+        return self._pubsub.restored
 
     async def close(self, no_keepalive: bool = False) -> bool:
         """Close every node's client (back to their pools); always ``True``."""
         if self._closed:
             return True
         self._closed = True
+        if self._ticker is not None:
+            self._ticker.cancel()
         refreshing = self._refreshing
         if refreshing is not None:
             # Stop it first: it may be connecting to nodes right now.
             refreshing.cancel()
             await asyncio.wait({refreshing})  # its outcome is not ours to raise
-        clients = [*self._nodes.values(), *self._readonly_nodes.values()]
-        if self._subscriber is not None:
-            clients.append(self._subscriber)
-        for client in clients:
+        await self._pubsub.close()
+        for client in list(self._nodes.values()):
             await client.close(no_keepalive)
+        self._nodes.clear()
+        if self._closers:
+            await asyncio.wait(list(self._closers))
         return True
+
+    def _start(self) -> None:
+        self._ticker = asyncio.get_running_loop().call_later(REFRESH_PERIOD, self._tick)
+
+
+def _refused(args: Sequence[object]) -> UsageError:
+    name = command_name(args[0])
+    if name == "CLIENT" and len(args) > 1:
+        name += " " + command_name(args[1])
+    return UsageError(
+        f"{name} is refused on a cluster client: it would change the session of a node "
+        "connection every caller shares. A transaction is a pipeline "
+        "[WATCH ...] MULTI ... EXEC on one slot; for anything else, connect() to the node")
+
+
+def _transaction_shape(commands: Sequence[Sequence[object]]) -> bool | UsageError:
+    """True for ``[WATCH ...] MULTI ... EXEC|DISCARD``, False for a plain pipeline.
+
+    Any other place for a session-changing command is refused: it would
+    stay on a connection other callers share.
+    """
+    changing = [i for i, args in enumerate(commands) if changes_session(args)]
+    if not changing:
+        return False
+    names = [command_name(args[0]) for args in commands]
+    multi = names.index("MULTI") if "MULTI" in names else -1
+    shaped = (multi >= 0 and all(name == "WATCH" for name in names[:multi])
+              and names[-1] in ("EXEC", "DISCARD") and len(names) > multi + 1
+              and changing == [*range(multi + 1), len(names) - 1])
+    if shaped:
+        return True
+    return UsageError(
+        f"pipeline entry {changing[0] + 1}: {_refused(commands[changing[0]])}")
+
+
+def _redirect_address(err: ServerError, answered_by: str) -> str:
+    """The node a MOVED/ASK names (an empty host means the one that answered)."""
+    address = err.split(" ")[2]
+    host, _, port = address.rpartition(":")
+    return address if host else f"{answered_by.rpartition(':')[0]}:{port}"
+
+
+async def _backoff(delay: float, deadline: float | None) -> bool:
+    """Sleep ``delay`` unless that passes the deadline: whether to try again."""
+    if deadline is not None and asyncio.get_running_loop().time() + delay >= deadline:
+        return False
+    await asyncio.sleep(delay)
+    return True
 
 
 async def connect_cluster(config: object) -> tuple[ClusterClient, None] | tuple[None, Error]:
@@ -437,4 +633,5 @@ async def connect_cluster(config: object) -> tuple[ClusterClient, None] | tuple[
     if err is not None:
         await cluster.close()
         return None, err
+    cluster._start()
     return cluster, None

@@ -84,6 +84,9 @@ class Config:
     max_push_bytes: int = 64 * 1024 * 1024
     #: A Unix socket's path (then host and port are not used).
     path: str | None = None
+    #: A cluster replica's connection: READONLY is part of its handshake
+    #: (set by the cluster client only; its connections have a pool of their own).
+    readonly: bool = False
     extras: Mapping[str, Any] = field(default_factory=dict)
 
     @property

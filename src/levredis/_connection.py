@@ -46,6 +46,8 @@ def _handshake(config: Config) -> list[list[object]]:
         commands.append(["AUTH", config.auth["user"], config.auth["pass"]])
     if config.db:
         commands.append(["SELECT", config.db])
+    if config.readonly:
+        commands.append(["READONLY"])  # a cluster replica's reads are served here
     if not commands:
         # A server that refuses the connection (maxclients) says so and
         # closes: a PING makes that the answer to connect(), not a surprise

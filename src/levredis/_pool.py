@@ -43,7 +43,7 @@ PING_TIMEOUT: Final = 5.0
 #: Below this, a PING check could not tell a slow server from a dead one.
 MIN_PING_CHECK: Final = 0.005
 
-PoolKey = tuple[str, int, int, object, str | None, str | None, int]
+PoolKey = tuple[str, int, int, object, str | None, str | None, int, bool]
 
 
 def pool_key(config: Config) -> PoolKey:
@@ -64,11 +64,11 @@ def pool_key(config: Config) -> PoolKey:
         digest = hashlib.sha256(secret).hexdigest()
     where = config.host if config.path is None else f"unix:{config.path}"
     port = config.port if config.path is None else 0
-    return (where, port, config.db, tls, user, digest, max_connections(config))
+    return (where, port, config.db, tls, user, digest, max_connections(config), config.readonly)
 
 
 def describe_key(key: PoolKey) -> str:
-    host, port, db, tls, user, _, _ = key
+    host, port, db, tls, user, _, _, readonly = key
     if host.startswith("unix:"):
         text = f"{host}/{db}"
     else:
@@ -77,6 +77,8 @@ def describe_key(key: PoolKey) -> str:
         text += "+ssl"
     if user is not None:
         text += f" user={user}"
+    if readonly:
+        text += " readonly"
     return text
 
 

@@ -388,6 +388,18 @@ class SessionState:
         return None
 
 
+def changes_session(args: Sequence[object]) -> bool:
+    """Whether a command (not of the subscribe family) outlives itself on its connection.
+
+    SELECT, AUTH, HELLO, CLIENT SETNAME/TRACKING/REPLY ..., MULTI, EXEC,
+    DISCARD, WATCH, UNWATCH, MONITOR, RESET, QUIT, READONLY, READWRITE.
+    """
+    name = command_name(args[0])
+    if name not in _STATEFUL or name in SUBSCRIBE_COMMANDS:
+        return False
+    return not (name == "CLIENT" and _client_harmless(args))
+
+
 def _client_harmless(args: Sequence[object]) -> bool:
     """A CLIENT subcommand that leaves the session as it was."""
     sub = command_name(args[1]) if len(args) > 1 else ""
@@ -412,4 +424,5 @@ __all__ = [
     "SUBSCRIBE_COMMANDS",
     "Plan",
     "SessionState",
+    "changes_session",
 ]

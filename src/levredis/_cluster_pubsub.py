@@ -362,9 +362,6 @@ class ClusterPubSub:
             feed = await self._feed(key, key)
             if isinstance(feed, Error):
                 return feed
-            if key is not None:
-                for command in commands:
-                    self._shard_of[command[1]] = key  # type: ignore[index]
             feed.inflight += 1
             try:
                 # One command per name: each confirmation is its command's reply.
@@ -374,6 +371,9 @@ class ClusterPubSub:
                 refused = next((r[1] for r in results if len(r) == 2), None)
                 if refused is not None:
                     return refused  # type: ignore[return-value]
+                if key is not None:  # carried there from now on
+                    for command in commands:
+                        self._shard_of[command[1]] = key  # type: ignore[index]
                 await self._drop_unwanted(feed, commands)
             finally:
                 self._settle(feed)

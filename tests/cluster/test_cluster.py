@@ -213,7 +213,7 @@ async def test_reads_from_replicas_when_asked(cluster: LocalCluster) -> None:
             for line in server.command("INFO", "commandstats").splitlines():
                 if line.startswith("cmdstat_get:"):
                     replica_gets += int(line.split("calls=")[1].split(",")[0])
-    assert replica_gets >= 1, (client._readonly_nodes, client._slots.replicas)
+    assert replica_gets >= 1, (list(client._nodes), client._slots.replicas)
     await client.close()
 
 

@@ -32,6 +32,8 @@ log: Final = logging.getLogger("levredis")
 
 #: Redirects and retries one command may take before its last error is returned.
 MAX_ATTEMPTS: Final = 6
+#: Tries to reach a node for a command not sent yet (within the call's deadline).
+MAX_UNSENT: Final = 20
 #: The slot map is fetched at most this often (seconds) ...
 REFRESH_INTERVAL: Final = 0.1
 #: ... and, while no node answers, at most this often (doubling up to it).
@@ -65,7 +67,12 @@ def parse_cluster_config(config: object) -> tuple[list[Config], bool] | ConfigEr
     replicas = options.get("read_from_replicas", False)
     if not isinstance(replicas, bool):
         return _invalid("read_from_replicas must be a bool", replicas)
-    common = {k: v for k, v in options.items() if k in ("timeout", "ssl", "auth", "decode")}
+    for key in ("host", "port", "path"):
+        if key in options:
+            return _invalid(f"a cluster config names its nodes in 'nodes', not {key!r}",
+                            options[key])
+    # Every other key applies to each node's connections, as connect() reads it.
+    common = {k: v for k, v in options.items() if k not in ("nodes", "read_from_replicas", "db")}
     configs = []
     for seed in seeds:
         parsed = parse_config(seed)
@@ -332,7 +339,8 @@ class ClusterClient:
         delay = 0.05
         last: Error = NetworkError("no node serves this slot")
         asking = False
-        for _ in range(MAX_ATTEMPTS):
+        attempts = unsent = 0
+        while attempts < MAX_ATTEMPTS and unsent < MAX_UNSENT:
             if address is None:
                 refresh_err = await self.refresh()
                 keys = await self._keys_of(args)
@@ -350,8 +358,10 @@ class ClusterClient:
                     self._missing_replica()
             node = await self._node(target, readonly=target != address)
             if isinstance(node, Error):
-                # Not connected: the command was not sent, so it may go again.
+                # Not connected: the command was not sent, so it may go again
+                # (bounded by the call's deadline, as during a failover).
                 self._schedule_refresh()
+                unsent += 1
                 last = node
                 if node is CLOSED:
                     return None, node
@@ -376,11 +386,13 @@ class ClusterClient:
             if err is None or not isinstance(err, ServerError):
                 if err is CLOSED and not self._closed:
                     # Dropped by another caller (it had failed) before this one sent.
+                    unsent += 1
                     last = err
                     continue
                 if isinstance(err, NetworkError):
                     self._after_failure(target, target != address, node)
                 return value, err
+            attempts += 1
             code = err.code
             if code in ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"):
                 self._redirects[code] += 1
@@ -616,8 +628,9 @@ async def connect_cluster(config: object) -> tuple[ClusterClient, None] | tuple[
     """Connect to a Redis Cluster: ``(cluster_client, None)`` or ``(None, err)``.
 
     ``config`` is a list of seed nodes (``"host:port"`` or ``redis://`` URLs),
-    or a mapping with ``nodes`` plus ``timeout``, ``ssl``, ``auth``, ``decode``
-    and ``read_from_replicas`` (off by default).
+    or a mapping with ``nodes``, ``read_from_replicas`` (off by default) and
+    any key ``connect()`` takes for each node's connections (``timeout``,
+    ``ssl``, ``auth``, ``decode``, ``max_connections``, ``max_pushes`` ...).
     """
     parsed = parse_cluster_config(config)
     if isinstance(parsed, ConfigError):

@@ -226,6 +226,9 @@ async def test_config_validation() -> None:
         (["localhost"], "a port is required"),
         ({"nodes": ["h:1"], "read_from_replicas": "yes"}, "read_from_replicas must be a bool"),
         ({"nodes": ["h:1"], "timeout": -1}, "timeout must be"),
+        ({"nodes": ["h:1"], "host": "h"}, "a cluster config names its nodes in 'nodes'"),
+        ({"nodes": ["h:1"], "max_pushes": 0}, "max_pushes"),
+        ({"nodes": ["h:1"], "password": "pw"}, "'password' is not a levredis key"),
     ):
         client, err = await levredis.connect_cluster(config)
         assert client is None and isinstance(err, levredis.ConfigError), config

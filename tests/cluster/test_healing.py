@@ -368,3 +368,141 @@ async def test_cancelled_cluster_calls_leak_nothing(cluster: LocalCluster) -> No
         assert time.monotonic() < deadline, {
             s.port: sockets_connected_to(s.port) for s in cluster.servers}
         await asyncio.sleep(0.01)
+
+
+def map_reads(cluster: LocalCluster) -> int:
+    return sum(_calls(s.command("INFO", "commandstats"), "cluster|shards")
+               for s in cluster.servers if s.process is not None)
+
+
+async def test_an_idle_client_reads_no_map_and_a_busy_one_reads_it_periodically(
+    cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from levredis import _cluster
+
+    monkeypatch.setattr(_cluster, "REFRESH_PERIOD", 0.1)
+    client = await connect(cluster)
+    idle_start = map_reads(cluster)
+    await asyncio.sleep(0.6)
+    assert map_reads(cluster) == idle_start  # idle: nothing sent
+    busy_start = map_reads(cluster)
+    for _ in range(12):
+        assert await client.cmd("GET", "periodic") == (None, "not found")
+        await asyncio.sleep(0.05)
+    assert map_reads(cluster) >= busy_start + 2
+    await client.close()
+
+
+async def test_the_map_is_read_with_backoff_while_no_node_answers() -> None:
+    from levredis._cluster import MAX_REFRESH_GAP, REFRESH_INTERVAL, parse_cluster_config
+    from tests.servers import free_port
+
+    parsed = parse_cluster_config([f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"])
+    assert not isinstance(parsed, levredis.ConfigError)
+    client = ClusterClient(*parsed)
+    gaps = []
+    for _ in range(6):
+        err = await client.refresh()
+        assert isinstance(err, levredis.NetworkError) and "refused" in err
+        gaps.append(client._gap)
+    assert gaps == [min(REFRESH_INTERVAL * 2 ** n, MAX_REFRESH_GAP) for n in range(1, 7)]
+    await client.close()
+
+
+async def test_a_node_that_stalls_is_passed_over_when_reading_the_map(
+    cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from levredis import _cluster
+    from tests.fakepeer import FakePeer
+
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(_cluster, "NODE_ANSWER_LIMIT", 0.2)
+    async with FakePeer(stall) as peer:
+        async with asyncio.timeout(30):  # no timeout of its own: only the limit saves it
+            client, err = await levredis.connect_cluster([peer.address, cluster.seeds[0]])
+        assert client is not None, err
+        assert await client.cmd("SET", "stalled", 1) == ("OK", None)
+        await client.close()
+
+
+@pytest.mark.asyncio(loop_factories=["asyncio"])
+async def test_during_a_failover_calls_not_sent_wait_for_the_new_primary(
+    own_cluster: LocalCluster,
+) -> None:
+    client = await connect(own_cluster, timeout=15)
+    key = "failover:{wait}"
+    assert await client.cmd("SET", key, "before") == ("OK", None)
+    primary, _ = node_of(own_cluster, key_slot(key.encode()))
+    replica = replica_of(own_cluster, primary)
+    victim = own_cluster.node_for(int(primary.rsplit(":", 1)[1]))
+    deadline = time.monotonic() + 10
+    while "lag=0" not in victim.command("INFO", "replication"):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+    victim.kill()
+    await asyncio.sleep(0.2)  # the client sees its connection close
+    # Refused connections mean "not sent": the call waits for the promotion.
+    assert await client.cmd("SET", key, "after") == ("OK", None)
+    assert node_of(own_cluster, key_slot(key.encode()))[0] == replica
+    assert await client.cmd("GET", key) == ("after", None)
+    await client.close()
+
+
+@pytest.mark.asyncio(loop_factories=["asyncio"])
+async def test_an_unreachable_replica_leaves_its_reads_to_the_primary(
+    own_cluster: LocalCluster,
+) -> None:
+    client = await connect(own_cluster, read_from_replicas=True)
+    key = "replica:{gone}"
+    assert await client.cmd("SET", key, "v") == ("OK", None)
+    primary, _ = node_of(own_cluster, key_slot(key.encode()))
+    replica = own_cluster.node_for(int(replica_of(own_cluster, primary).rsplit(":", 1)[1]))
+
+    async def served_by_the_replica() -> bool:
+        return (await client.cmd("GET", key) == ("v", None)
+                and (replica.address, True) in client._nodes)
+
+    await eventually(served_by_the_replica, 20)
+    keys = [stats["key"] for stats in levredis.pool_stats()]
+    assert f"{replica.address}/0 readonly" in keys and f"{primary}/0" in keys
+    replica.kill()
+    await asyncio.sleep(0.2)
+    for _ in range(5):  # refused: the primary answers, no error
+        assert await client.cmd("GET", key) == ("v", None)
+    await client.close()
+
+
+async def test_the_pub_sub_queue_is_bounded_by_max_pushes(cluster: LocalCluster) -> None:
+    subscriber = await connect(cluster, timeout=5, max_pushes=10)
+    publisher = await connect(cluster)
+    assert (await subscriber.cmd("SUBSCRIBE", "bounded"))[1] is None
+    sent = 3000
+    results, err = await publisher.pipeline([["PUBLISH", "bounded", i] for i in range(sent)])
+    assert err is None and results is not None
+    await asyncio.sleep(0.3)
+    assert len(subscriber._pubsub._queue) <= 10
+    for i in range(sent):  # nothing lost, in order
+        assert await subscriber.read() == (
+            {"type": "array", "value": ["message", "bounded", str(i)]}, None)
+    await subscriber.close()
+    await publisher.close()
+
+
+async def test_a_subscribe_answered_by_a_network_error_is_kept(cluster: LocalCluster) -> None:
+    subscriber = await connect(cluster, timeout=0.2)
+    publisher = await connect(cluster)
+    assert (await subscriber.cmd("SUBSCRIBE", "kept:a"))[1] is None
+    kill_clients(cluster, "pubsub")
+    value, err = await subscriber.cmd("SUBSCRIBE", "kept:b")  # on the killed connection
+    assert value is None and isinstance(err, levredis.NetworkError), (value, err)
+
+    async def publish() -> None:
+        await publisher.cmd("PUBLISH", "kept:b", "b")
+
+    errors = await read_until(subscriber, {("message", "kept:b")}, publish, "b")
+    assert len(errors) == 1 and "subscribing again" in errors[0]
+    await subscriber.close()
+    await publisher.close()

@@ -80,3 +80,25 @@ def test_tls_acl(tls_ca: trustme.CA, tmp_path: Path) -> None:
         server.cleanup()
     assert "ACL WHOAMI -> ('alice', None)" in out and "PING -> ('PONG', None)" in out
     assert ALICE[1] not in out and "***" in out
+
+
+def test_client_certificate(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    server_cert, client_cert = ca.issue_cert("127.0.0.1"), ca.issue_cert("client@example")
+    files = {name: tmp_path / f"{name}.pem" for name in ("cert", "key", "ca", "ccert", "ckey")}
+    server_cert.cert_chain_pems[0].write_to_path(files["cert"])
+    server_cert.private_key_pem.write_to_path(files["key"])
+    client_cert.cert_chain_pems[0].write_to_path(files["ccert"])
+    client_cert.private_key_pem.write_to_path(files["ckey"])
+    ca.cert_pem.write_to_path(files["ca"])
+    server = RedisServer(["--tls-cert-file", str(files["cert"]), "--tls-key-file",
+                          str(files["key"]), "--tls-ca-cert-file", str(files["ca"]),
+                          "--tls-auth-clients", "yes"], tls_port=True).start()
+    try:
+        out = run("client_certificate.py", {
+            "REDIS_TLS_PORT": str(server.port), "REDIS_CA": str(files["ca"]),
+            "REDIS_CERT": str(files["ccert"]), "REDIS_KEY": str(files["ckey"])})
+    finally:
+        server.cleanup()
+    assert "PING -> ('PONG', None)" in out
+    assert "without a certificate -> TLSError (mentions the client certificate: True )" in out

@@ -18,6 +18,7 @@ from typing import Any, Final
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from ._errors import ConfigError
+from ._tls import TLSOptions, TLSSettingError, parse_tls
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 6379
@@ -74,7 +75,7 @@ class Config:
     port: int = DEFAULT_PORT
     db: int = 0
     timeout: float | None = None
-    ssl: bool | ssl.SSLContext = False
+    ssl: bool | ssl.SSLContext | TLSOptions = False
     auth: Auth | None = None
     decode: bool = True
     #: Open connections allowed per pool key (None: REDIS_CLIENT_MAX_CONNECTIONS).
@@ -276,12 +277,18 @@ def _check_timeout(timeout: object) -> float | None:
     return seconds
 
 
-def _check_ssl(value: object) -> bool | ssl.SSLContext:
+def _check_ssl(value: object) -> bool | ssl.SSLContext | TLSOptions:
     if value is None:
         return False
-    if isinstance(value, (bool, ssl.SSLContext)):
+    if isinstance(value, (bool, ssl.SSLContext, TLSOptions)):
         return value
-    raise _invalid("ssl must be a bool or an ssl.SSLContext", value)
+    if isinstance(value, Mapping):
+        try:
+            return parse_tls(value)
+        except TLSSettingError as exc:
+            raise _invalid(exc.what, exc.shown) from None
+    raise _invalid("ssl must be a bool, an ssl.SSLContext or a mapping of certificate files",
+                   _TypeName(value))
 
 
 def _check_max_connections(value: object) -> int | None:
@@ -427,7 +434,8 @@ def _parse_url(url: str) -> Config:
 def _parse_mapping(config: Mapping[Any, Any]) -> Config:
     for key in config:
         if isinstance(key, str) and (key in _FOREIGN_KEYS or key.startswith("ssl_")):
-            ours = _FOREIGN_KEYS.get(key, "ssl (True, or an ssl.SSLContext you configure)")
+            ours = _FOREIGN_KEYS.get(key, 'ssl (True, an ssl.SSLContext, or {"ca": ..., '
+                                          '"cert": ..., "key": ...})')
             raise _invalid(f"{key!r} is not a levredis key: use {ours}", _TypeName(config[key]))
     path = config.get("path")
     if path is not None:

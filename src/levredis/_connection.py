@@ -8,34 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from typing import Final
 
 from ._config import Config
-from ._errors import CLOSED, Error, error_from_exception
+from ._errors import (
+    CLOSED,
+    CLOSED_AFTER_TLS_HANDSHAKE,
+    Error,
+    NetworkError,
+    TLSError,
+    error_from_exception,
+)
 from ._protocol import PushLimits, RedisProtocol
 from ._resp import encode_command
+from ._tls import tls_for
 
 log: Final = logging.getLogger("levredis")
-
-_default_tls_context: ssl.SSLContext | None = None
-
-
-def tls_context(config: Config) -> ssl.SSLContext | None:
-    """The context for ``config.ssl``: None, the caller's, or the system default.
-
-    ``ssl=True`` verifies the certificate chain against the system trust store
-    and the host name, like every trusted client; there is no silent fallback.
-    """
-    global _default_tls_context
-    if config.ssl is False:
-        return None
-    if isinstance(config.ssl, ssl.SSLContext):
-        return config.ssl
-    if _default_tls_context is None:
-        _default_tls_context = ssl.create_default_context()
-    return _default_tls_context
-
 
 _PING: Final[list[object]] = ["PING"]
 
@@ -70,10 +58,10 @@ async def open_connection(
             if config.path is not None:
                 _, connection = await loop.create_unix_connection(protocol, config.path)
             else:
-                context = tls_context(config)
+                context, server_hostname = tls_for(config.ssl, config.host)
                 _, connection = await loop.create_connection(
                     protocol, config.host, config.port, ssl=context,
-                    server_hostname=config.host if context is not None else None,
+                    server_hostname=server_hostname,
                 )
             commands = _handshake(config)
             if commands:
@@ -91,6 +79,11 @@ async def open_connection(
                         raise _Failed(answer)
     except Exception as exc:
         error = exc.error if isinstance(exc, _Failed) else error_from_exception(exc)
+        if (connection is not None and config.ssl is not False
+                and type(error) is NetworkError):
+            # A server that rejects a client certificate may close before its
+            # alert can be read: say what that most likely means.
+            error = TLSError(f"{error} {CLOSED_AFTER_TLS_HANDSHAKE}")
         if connection is not None:
             connection.abort(error)
         log.debug("connect %s failed: %s", config.describe(), error)

@@ -89,6 +89,26 @@ class ClosedError(Error):
     __slots__ = ()
 
 
+# What the server's TLS alerts mean for the person reading the error.
+_NEEDS_CERT = ("the server requires a client certificate: give "
+               "ssl={'cert': ..., 'key': ...} (tls-auth-clients yes)")
+_REFUSED_CERT = ("the server refused the client certificate: is it issued by a CA in the "
+                 "server's tls-ca-cert-file, and still valid?")
+_TLS_ALERTS = {
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": _NEEDS_CERT,
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": _NEEDS_CERT + ", or no TLS version or cipher is shared",
+    "TLSV1_ALERT_UNKNOWN_CA": _REFUSED_CERT,
+    "SSLV3_ALERT_BAD_CERTIFICATE": _REFUSED_CERT,
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": _REFUSED_CERT,
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": _REFUSED_CERT,
+    "TLSV1_ALERT_DECRYPT_ERROR": _REFUSED_CERT,
+}
+#: A TLS connection the server closed before answering its first command.
+CLOSED_AFTER_TLS_HANDSHAKE = (
+    "right after the TLS handshake, before answering: if the server requires client "
+    "certificates (tls-auth-clients yes), give ssl={'cert': ..., 'key': ...} with a "
+    "certificate from a CA it trusts")
+
 NOT_FOUND = NotFound("not found")
 CLOSED = ClosedError("closed")
 TIMEOUT = Timeout("timeout")
@@ -113,7 +133,8 @@ def error_from_exception(exc: BaseException | None) -> Error:
         return TLSError(f"TLS certificate verification failed: {reason}")
     if isinstance(exc, ssl.SSLError):
         reason = exc.reason or exc.strerror or type(exc).__name__
-        return TLSError(f"TLS error: {reason}")
+        hint = _TLS_ALERTS.get(reason)
+        return TLSError(f"TLS error: {reason}" + (f": {hint}" if hint else ""))
     if isinstance(exc, ConnectionRefusedError):
         return NetworkError("connection refused")
     if isinstance(exc, ConnectionResetError):

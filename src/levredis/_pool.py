@@ -31,6 +31,7 @@ from ._config import Config
 from ._connection import open_connection, ping
 from ._errors import CLOSED, TIMEOUT, Error, Timeout
 from ._protocol import FORKED, PushLimits, RedisProtocol
+from ._tls import TLSOptions
 
 log: Final = logging.getLogger("levredis")
 
@@ -55,6 +56,8 @@ def pool_key(config: Config) -> PoolKey:
     tls: object = None
     if isinstance(config.ssl, ssl.SSLContext):
         tls = config.ssl  # a caller's own CA or client certificate
+    elif isinstance(config.ssl, TLSOptions):
+        tls = (config.ssl.context, config.ssl.server_hostname)  # shared by equal settings
     elif config.ssl:
         tls = "default"
     user = digest = None

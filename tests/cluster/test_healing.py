@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 
@@ -332,10 +334,26 @@ async def test_a_replica_that_comes_later_is_found_without_a_manual_refresh(
 
     async def served_by_the_replica() -> bool:
         await client.cmd("GET", "late:{x}")
-        return ("127.0.0.1:%d" % replica.port, True) in client._nodes
+        return (f"127.0.0.1:{replica.port}", True) in client._nodes
 
     await eventually(served_by_the_replica, 20)
     await client.close()
+
+
+def operation(client: ClusterClient, kind: str, i: int) -> Coroutine[Any, Any, object]:
+    if kind == "get":
+        return client.cmd("GET", f"cancel:{i}")
+    if kind == "set":
+        return client.cmd("SET", f"cancel:{i}", i)
+    if kind == "pipeline":
+        return client.pipeline([["SET", f"c:{j}", j] for j in range(20)])
+    if kind == "subscribe":
+        return client.cmd("SUBSCRIBE", f"cancel:ch:{i}")
+    if kind == "ssubscribe":
+        return client.cmd("SSUBSCRIBE", f"cancel:sch:{i}")
+    if kind == "read":
+        return client.read()
+    return client.pipeline([["MULTI"], ["INCR", "{c}n"], ["EXEC"]])
 
 
 async def test_cancelled_cluster_calls_leak_nothing(cluster: LocalCluster) -> None:
@@ -344,15 +362,7 @@ async def test_cancelled_cluster_calls_leak_nothing(cluster: LocalCluster) -> No
     for i in range(150):
         kind = rng.choice(["get", "set", "pipeline", "subscribe", "ssubscribe", "read",
                            "tx"])
-        coro = {
-            "get": lambda: client.cmd("GET", f"cancel:{i}"),
-            "set": lambda: client.cmd("SET", f"cancel:{i}", i),
-            "pipeline": lambda: client.pipeline([["SET", f"c:{j}", j] for j in range(20)]),
-            "subscribe": lambda: client.cmd("SUBSCRIBE", f"cancel:ch:{i}"),
-            "ssubscribe": lambda: client.cmd("SSUBSCRIBE", f"cancel:sch:{i}"),
-            "read": lambda: client.read(),
-            "tx": lambda: client.pipeline([["MULTI"], ["INCR", "{c}n"], ["EXEC"]]),
-        }[kind]()
+        coro = operation(client, kind, i)
         task = asyncio.ensure_future(coro)
         await asyncio.sleep(rng.choice([0, 0, 0.0005, 0.001, 0.003]))
         task.cancel()

@@ -31,6 +31,7 @@ from ._errors import (
 )
 from ._pool import PoolStats
 from ._resp import Reply
+from ._sentinel import SentinelClient, connect_sentinel
 
 __version__ = "0.1.0"
 
@@ -47,6 +48,7 @@ __all__ = [
     "ReadResult",
     "Reply",
     "ReplyType",
+    "SentinelClient",
     "ServerError",
     "TLSError",
     "Timeout",
@@ -55,5 +57,6 @@ __all__ = [
     "close_pool",
     "connect",
     "connect_cluster",
+    "connect_sentinel",
     "pool_stats",
 ]

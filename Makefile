@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test lint stress bench docs package-check clean
+.PHONY: demo test test-pythons lint stress bench docs package-check clean
 
 $(STAMP): pyproject.toml setup.py src/levredis/_speedups.c
 	@bash scripts/install-redis.sh
@@ -23,6 +23,10 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# The unit and integration tests on each other supported Python (3.11-3.13).
+test-pythons: $(STAMP)
+	bash scripts/test-other-pythons.sh $(BIN)/python
 
 stress: $(STAMP)
 	mkdir -p docs/stress
@@ -44,4 +48,4 @@ package-check: $(STAMP)
 	bash scripts/check-package.sh $(BIN)/python
 
 clean:
-	rm -rf $(VENV) build dist site .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-3.* build dist site .pytest_cache .mypy_cache .ruff_cache .hypothesis

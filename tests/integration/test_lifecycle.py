@@ -83,6 +83,8 @@ async def test_close_returns_once_the_socket_is_closed(redis_server: RedisServer
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+# Forking a process with threads (Python 3.12+ warns) is what users do; it is the point.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_closing_an_inherited_client_leaves_the_parent_working(
     redis_server: RedisServer,
 ) -> None:

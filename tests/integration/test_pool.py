@@ -325,6 +325,8 @@ def test_a_client_used_on_another_loop_says_so(redis_server: RedisServer) -> Non
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+# Forking a process with threads (Python 3.12+ warns) is what users do; it is the point.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_never_reuses_the_parents_sockets(redis_server: RedisServer) -> None:
     loop = asyncio.new_event_loop()
     try:

@@ -102,3 +102,20 @@ def test_client_certificate(tmp_path: Path) -> None:
         server.cleanup()
     assert "PING -> ('PONG', None)" in out
     assert "without a certificate -> TLSError (mentions the client certificate: True )" in out
+
+
+def test_sentinel() -> None:
+    from tests.sentinel.conftest import NODE_PASS, NODE_USER, SENTINEL_PASS, SERVICE, LocalSentinel
+
+    local = LocalSentinel().start()
+    try:
+        out = run("sentinel.py", {
+            "REDIS_SENTINELS": ",".join(s.address for s in local.sentinels),
+            "REDIS_SERVICE": SERVICE, "REDIS_USER": NODE_USER, "REDIS_PASS": NODE_PASS,
+            "SENTINEL_PASS": SENTINEL_PASS})
+        primary = local.primary().address
+    finally:
+        local.cleanup()
+    assert f"primary at {primary} open>" in out
+    assert "INCR -> (1, None)" in out and "replica ROLE -> slave" in out
+    assert NODE_PASS not in out and SENTINEL_PASS not in out

@@ -22,7 +22,16 @@ from typing import Any, Final
 
 from ._client import Client, ReadResult, connect_with
 from ._config import Config, parse_config
-from ._errors import CLOSED, TIMEOUT, ConfigError, Error, NetworkError, ServerError, UsageError
+from ._errors import (
+    CLOSED,
+    TIMEOUT,
+    ConfigError,
+    Error,
+    NetworkError,
+    ServerError,
+    TLSError,
+    UsageError,
+)
 from ._resp import Reply
 
 log: Final = logging.getLogger("levredis")
@@ -285,6 +294,9 @@ class SentinelClient:
         delay = 0.05
         last: Error = NetworkError(f"no sentinel knows service {self._settings.service!r}")
         while True:
+            # Trying again helps only if something may change (a node coming
+            # back, a failover ending); a refused password will not.
+            transient = False
             announced, self._announced = self._announced, None
             candidates: list[tuple[str, Config | None]] = []
             if announced is not None:
@@ -297,20 +309,22 @@ class SentinelClient:
             for sentinel in list(self._sentinels) if len(candidates) == 0 else ():
                 found = await self._ask(sentinel)
                 if isinstance(found, Error):
-                    last = found
+                    last = _where(found, f"sentinel {sentinel.address}")
+                    transient = transient or not _final(found)
                     continue
                 candidates += [(address, sentinel) for address in found]
                 break
             for address, source in candidates:
                 checked = await self._check(address)
                 if isinstance(checked, Error):
-                    last = checked
+                    last = _where(checked, f"node {address}")
+                    transient = transient or not _final(checked)
                     continue
                 if source is not None:  # it answered: ask it first next time
                     self._sentinels.remove(source)
                     self._sentinels.insert(0, source)
                 return checked, address
-            if loop.time() + delay >= deadline:
+            if not transient or loop.time() + delay >= deadline:
                 return last
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
@@ -325,11 +339,10 @@ class SentinelClient:
             if self._settings.role == "primary":
                 reply, err = await client.cmd("SENTINEL", "GET-MASTER-ADDR-BY-NAME", service)
                 if err is not None:
-                    return (NetworkError(f"sentinel {sentinel.address} does not know service "
-                                         f"{service!r}") if err == "not found" else err)
+                    return _unknown(service) if err == "not found" else err
                 if isinstance(reply, list) and len(reply) == 2:
                     return [f"{_text(reply[0])}:{_text(reply[1])}"]
-                return NetworkError(f"sentinel {sentinel.address} gave no address")
+                return NetworkError("the sentinel gave no address")
             reply, err = await client.cmd("SENTINEL", "REPLICAS", service)
             if err is not None:
                 return err
@@ -337,8 +350,7 @@ class SentinelClient:
                 if isinstance(reply, list) else []
             healthy = [info for info in healthy if _healthy(info)]
             if not healthy:
-                return NetworkError(f"sentinel {sentinel.address} knows no healthy replica "
-                                    f"of {service!r}")
+                return NetworkError(f"the sentinel knows no healthy replica of {service!r}")
             random.shuffle(healthy)
             return [f"{info['ip']}:{info['port']}" for info in healthy]
         finally:
@@ -359,7 +371,7 @@ class SentinelClient:
         if err is not None:
             return err
         seen = _text(role[0]) if isinstance(role, list) and role else "?"
-        return NetworkError(f"{address} is a {seen}, not the {self._settings.role} "
+        return NetworkError(f"it is a {seen}, not the {self._settings.role} "
                             "(a failover may be under way)")
 
     def _retire(self, client: Client) -> None:
@@ -473,6 +485,23 @@ class SentinelClient:
 _EVENTS: Final = ("+switch-master", "+failover-state-send-slaveof-noone",
                   "-failover-abort-not-elected", "-failover-abort-no-good-slave",
                   "-failover-abort-slave-timeout", "+failover-end-for-timeout")
+
+
+def _unknown(service: str) -> NetworkError:
+    return NetworkError(f"the sentinel does not know service {service!r}")
+
+
+def _final(err: Error) -> bool:
+    """An error that asking again will not change: a refusal, not an outage."""
+    return (isinstance(err, (ServerError, TLSError, UsageError))
+            or (isinstance(err, NetworkError) and err.startswith("the sentinel does not know")))
+
+
+def _where(err: Error, place: str) -> Error:
+    """``err`` saying where it happened (its first word, a server error's code, kept)."""
+    if place in err:
+        return err
+    return type(err)(f"{err} ({place})")
 
 
 def _readonly(err: object) -> bool:

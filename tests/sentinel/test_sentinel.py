@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -72,6 +73,30 @@ async def test_an_unknown_service_or_no_sentinel_is_a_clear_error(sentinel: Loca
     config["sentinels"] = [f"127.0.0.1:{free_port()}"]
     client, err = await levredis.connect_sentinel(config)
     assert client is None and isinstance(err, levredis.NetworkError) and "refused" in err
+    # A dead sentinel first: the one that answered is asked first from then on.
+    dead = f"127.0.0.1:{free_port()}"
+    config = sentinel.config()
+    config["sentinels"] = [dead, *config["sentinels"]]  # type: ignore[misc]
+    client, err = await levredis.connect_sentinel(config)
+    assert client is not None, err
+    order = [s.address for s in client._sentinels]
+    assert order[0] != dead and order.index(dead) == 1, (order, dead)
+    await client.close()
+
+
+def connections_received(local: LocalSentinel) -> int:
+    return sum(int(s.command("INFO", "stats").split("total_connections_received:")[1]
+                   .split()[0]) for s in local.sentinels)
+
+
+async def test_a_refusal_is_not_retried(sentinel: LocalSentinel) -> None:
+    before = connections_received(sentinel)
+    config = sentinel.config(timeout=30)
+    config["sentinel_auth"] = {"user": "default", "pass": "wrong-sentinel-pw"}
+    client, err = await levredis.connect_sentinel(config)
+    assert client is None and isinstance(err, levredis.ServerError) and "WRONGPASS" in err
+    # One round (each sentinel once, plus the checks' own), not 30 s of attempts.
+    assert connections_received(sentinel) - before <= 2 * len(sentinel.sentinels) + 3
 
 
 async def test_config_validation() -> None:
@@ -103,6 +128,8 @@ async def writers_through_a_failover(local: LocalSentinel, fault: str) -> dict[s
     the old primary (the window asynchronous replication leaves open) or after.
     """
     client = await connect(local)
+    subscriber = await connect(local)  # holds session state: must not move silently
+    assert (await subscriber.cmd("SUBSCRIBE", "failover:news"))[1] is None
     old = local.primary()
     loop = asyncio.get_running_loop()
     acked: dict[str, tuple[str, float]] = {}
@@ -155,6 +182,15 @@ async def writers_through_a_failover(local: LocalSentinel, fault: str) -> dict[s
     missing = [at for key, (value, at) in acked.items()
                if await client.cmd("GET", key) != (value, None)]
     await client.close()
+    old_pool = [s for s in levredis.pool_stats() if s["key"].startswith(old.address)]
+    assert all(s["idle"] == 0 for s in old_pool), old_pool  # never pooled
+    for _ in range(100):  # its connection was killed or is left: it says so
+        _, held = await subscriber.cmd("PING")
+        if held is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert isinstance(held, levredis.NetworkError), held
+    await subscriber.close()
     if fault != "SENTINEL FAILOVER":
         old.start()  # it comes back as a replica of the new primary
     local.wait_settled()
@@ -215,3 +251,37 @@ async def test_cancelling_connect_sentinel_leaks_nothing(sentinel: LocalSentinel
 
 def test_node_command_helper_reaches_the_nodes(sentinel: LocalSentinel) -> None:
     assert node_command(sentinel.primary(), "PING") == "+PONG\r\n"
+
+
+async def test_a_write_refused_with_readonly_goes_once_to_the_primary_found_again(
+    sentinel: LocalSentinel,
+) -> None:
+    from levredis._client import connect_with
+
+    client = await connect(sentinel)
+    assert await client.cmd("DEL", "sentinel:readonly") in ((0, None), (1, None))
+    # As if the node had been demoted under the client: point it at a replica.
+    replica = next(n for n in sentinel.nodes if n.address != client.address)
+    stale, err = await connect_with(dataclasses.replace(
+        client._template, host="127.0.0.1", port=replica.port))
+    assert stale is not None, err
+    primary_client, client._client, client._address = client._client, stale, replica.address
+    assert await client.cmd("INCR", "sentinel:readonly") == (1, None)  # ran once, on the primary
+    assert client.address == sentinel.primary().address
+    assert await client.cmd("GET", "sentinel:readonly") == ("1", None)
+    assert primary_client is not None
+    await primary_client.close()
+    await client.close()
+
+
+async def test_sentinel_ssl_applies_to_the_sentinels(sentinel: LocalSentinel) -> None:
+    # These sentinels and nodes speak plain TCP: over TLS they do not answer,
+    # and the error says which side it was.
+    for options in ({"sentinel_ssl": True}, {"ssl": True}):  # ssl is the sentinels' default
+        client, err = await levredis.connect_sentinel(sentinel.config(timeout=1, **options))
+        assert client is None and isinstance(err, levredis.NetworkError), (options, err)
+        assert "(sentinel 127.0.0.1:" in err, err
+    client, err = await levredis.connect_sentinel(
+        sentinel.config(ssl=True, sentinel_ssl=False, timeout=1))
+    assert client is None and isinstance(err, levredis.NetworkError), err
+    assert "(node 127.0.0.1:" in err, err

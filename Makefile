@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict src examples
 
 test: lint
-	$(BIN)/python -m pytest -q
+	LEVREDIS_BENCH_PEERS=all $(BIN)/python -m pytest -q
 
 # The unit and integration tests on each other supported Python (3.11-3.13).
 test-pythons: $(STAMP)

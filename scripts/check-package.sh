@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds the wheel and sdist, installs the wheel in a fresh venv, and checks the
 # installed package works: `levredis -u redis://... PING` against a throwaway server.
+# Then unpacks the sdist, installs it with its test extra (`pip install .[test]`,
+# the compiled parser built from the sdist's source) in another fresh venv, and
+# runs the unit tests from the unpacked sdist.
 set -euo pipefail
 PY="${1:-python3}"
 cd "$(dirname "$0")/.."
@@ -24,4 +27,15 @@ tar -tzf "$work"/dist/levredis-*.tar.gz > "$work/sdist.txt"
 grep -q "/LICENSE$" "$work/sdist.txt" || { echo "sdist lacks LICENSE"; exit 1; }
 grep -q "/src/levredis/_speedups.c$" "$work/sdist.txt" || { echo "sdist lacks the compiled parser's source"; exit 1; }
 (cd "$work" && "$work/venv/bin/python" -c "from levredis._resp import speedups_available; assert speedups_available(), 'the wheel lacks the compiled parser'; print('compiled parser present')")
+for needed in tests/conftest.py tests/unit/test_resp.py docs/index.md examples/quickstart.py CHANGELOG.md; do
+  grep -q "/$needed$" "$work/sdist.txt" || { echo "sdist lacks $needed"; exit 1; }
+done
+if grep -q "\.egg-info/PKG-INFO$" "$work/sdist.txt"; then echo "sdist carries an egg-info"; exit 1; fi
+mkdir "$work/unpacked"
+tar -xzf "$work"/dist/levredis-*.tar.gz -C "$work/unpacked" --strip-components 1
+python3 -m venv "$work/sdist-venv"
+"$work/sdist-venv/bin/pip" install --quiet --upgrade pip
+"$work/sdist-venv/bin/pip" install --quiet "$work/unpacked[test]"
+(cd "$work/unpacked" && "$work/sdist-venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit | tail -n 3)
+(cd "$work/unpacked" && "$work/sdist-venv/bin/python" -c "import levredis, levredis._resp as r; assert 'site-packages' in levredis.__file__ and r.speedups_available(); print('unit tests ran from the sdist against levredis built from it, compiled parser included')")
 echo "sdist and wheel OK"

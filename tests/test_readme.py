@@ -68,3 +68,19 @@ def test_make_demo_runs_the_quickstart() -> None:
                                env={**os.environ})
     assert completed.returncode == 0, completed.stderr
     assert "GET greeting       -> ('hello', None)" in completed.stdout
+
+
+def test_links_work_on_the_package_index_page() -> None:
+    """PyPI shows the README without the repository around it: no relative links,
+    and every linked file exists in the repository."""
+    import re
+
+    text = README
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    assert targets
+    base = "https://github.com/levredis/levredis/blob/main/"
+    for target in targets:
+        assert target.startswith(("https://", "http://", "#")), target
+        if target.startswith(base):
+            path = target[len(base):].split("#")[0]
+            assert (ROOT / path).exists(), target

@@ -37,6 +37,14 @@ class Adapter:
 
     # Raw coroutine functions, bound once.
     get: Callable[[str], Awaitable[Any]]
+    #: GET over a Unix socket, for the clients that have one (see open_unix).
+    unix_get: Callable[[str], Awaitable[Any]] | None = None
+
+    async def open_unix(self, path: str) -> None:
+        """Connect over the server's Unix socket too, if this client can."""
+
+    async def close_unix(self) -> None:
+        pass
 
     async def set_pipeline(self, keys: list[str], value: bytes) -> list[Any]:
         raise NotImplementedError
@@ -67,6 +75,16 @@ class Levredis(Adapter):
     async def close(self) -> None:
         await self.client.close()
         await levredis.close_pool()
+
+    async def open_unix(self, path: str) -> None:
+        client, err = await levredis.connect({"path": path, "decode": False})
+        assert client is not None, err
+        self.unix_client = client
+        self.unix_get = functools.partial(client.cmd, "GET")
+
+    async def close_unix(self) -> None:
+        if self.unix_get is not None:
+            await self.unix_client.close()
 
     async def set_pipeline(self, keys: list[str], value: bytes) -> list[Any]:
         results, err = await self.client.pipeline([["SET", k, value] for k in keys])
@@ -119,6 +137,20 @@ class RedisPy(Adapter):
     async def close(self) -> None:
         await self.client.aclose()
         await self.pool.disconnect()
+
+    async def open_unix(self, path: str) -> None:
+        import redis.asyncio as aioredis
+
+        self.unix_pool = aioredis.ConnectionPool(
+            connection_class=aioredis.UnixDomainSocketConnection, path=path,
+            parser_class=self.parser_class)
+        self.unix_client = aioredis.Redis(connection_pool=self.unix_pool)
+        self.unix_get = self.unix_client.get
+
+    async def close_unix(self) -> None:
+        if self.unix_get is not None:
+            await self.unix_client.aclose()
+            await self.unix_pool.disconnect()
 
     async def set_pipeline(self, keys: list[str], value: bytes) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)

@@ -15,8 +15,10 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -52,9 +54,11 @@ async def seed(port: int) -> None:
     await client.close(no_keepalive=True)
 
 
-async def run_client(adapter: Adapter, port: int, sizes: Sizes, rounds: int
-                     ) -> dict[str, list[Outcome]]:
+async def run_client(adapter: Adapter, port: int, sizes: Sizes, rounds: int,
+                     socket_path: str | None = None) -> dict[str, list[Outcome]]:
     await adapter.open(port)
+    if socket_path is not None:
+        await adapter.open_unix(socket_path)
     results: dict[str, list[Outcome]] = {}
     try:
         for name, workload in WORKLOADS.items():
@@ -65,6 +69,7 @@ async def run_client(adapter: Adapter, port: int, sizes: Sizes, rounds: int
                 except NotImplementedError:
                     break
     finally:
+        await adapter.close_unix()
         await adapter.close()
     return results
 
@@ -142,7 +147,10 @@ def main() -> int:
     sizes = Sizes.quick() if args.quick else Sizes()
     wanted = {c for c in args.clients.split(",") if c}
 
-    server = RedisServer(["--maxmemory", "2gb", "--proto-max-bulk-len", "512mb"]).start()
+    socket_dir = tempfile.mkdtemp(prefix="levredis-bench-")
+    socket_path = os.path.join(socket_dir, "redis.sock")
+    server = RedisServer(["--maxmemory", "2gb", "--proto-max-bulk-len", "512mb",
+                          "--unixsocket", socket_path, "--unixsocketperm", "700"]).start()
     report: dict[str, Any] = {
         "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
                     "cpus": os.cpu_count(), "redis": server.command("INFO", "server")
@@ -166,7 +174,7 @@ def main() -> int:
                 loop = LOOPS[loop_name]()
                 try:
                     results = loop.run_until_complete(
-                        run_client(adapter, server.port, sizes, args.rounds))
+                        run_client(adapter, server.port, sizes, args.rounds, socket_path))
                 finally:
                     loop.close()
                 figures[adapter.name] = {w: median_outcome(o) for w, o in results.items() if o}
@@ -187,6 +195,7 @@ def main() -> int:
             report.setdefault("notes", {}).update(notes)
     finally:
         server.cleanup()
+        shutil.rmtree(socket_dir, ignore_errors=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))
     print(f"\nwrote {args.json}")

@@ -42,7 +42,17 @@ class Outcome:
 
 
 async def w1_sequential_get(adapter: Adapter, sizes: Sizes) -> Outcome:
-    get = adapter.get
+    return await _sequential_get(adapter.get, adapter, sizes)
+
+
+async def w1_unix_socket(adapter: Adapter, sizes: Sizes) -> Outcome:
+    """W1 over a Unix socket (the same server), for the clients that reach one."""
+    if adapter.unix_get is None:
+        raise NotImplementedError
+    return await _sequential_get(adapter.unix_get, adapter, sizes)
+
+
+async def _sequential_get(get: Any, adapter: Adapter, sizes: Sizes) -> Outcome:
     latencies = []
     clock = time.perf_counter
     start = clock()
@@ -115,6 +125,7 @@ async def w6_pool_churn(adapter: Adapter, sizes: Sizes) -> Outcome:
 
 WORKLOADS = {
     "W1 sequential GET": w1_sequential_get,
+    "W1 over a Unix socket": w1_unix_socket,
     "W2 pipelined SET x1000": w2_pipelined_set,
     "W3 100 tasks, one client": w3_shared_client,
     "W4 GET 1 MiB": w4_large_values,

@@ -19,7 +19,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples bench
-	$(BIN)/mypy --strict src examples
+	$(BIN)/mypy --strict src examples tests
 
 test: lint
 	LEVREDIS_BENCH_PEERS=all $(BIN)/python -m pytest -q

@@ -16,10 +16,13 @@ import trustme
 import levredis
 from tests.servers import RedisServer, acl_args, tls_args
 
+new_uvloop: Callable[[], asyncio.AbstractEventLoop] | None
 try:
     import uvloop
 except ImportError:  # pragma: no cover - uvloop is a test dependency
-    uvloop = None
+    new_uvloop = None
+else:
+    new_uvloop = uvloop.new_event_loop
 
 
 def pytest_asyncio_loop_factories(
@@ -28,8 +31,8 @@ def pytest_asyncio_loop_factories(
     factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
         "asyncio": asyncio.new_event_loop,
     }
-    if uvloop is not None:
-        factories["uvloop"] = uvloop.new_event_loop
+    if new_uvloop is not None:
+        factories["uvloop"] = new_uvloop
     return factories
 
 

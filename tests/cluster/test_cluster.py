@@ -84,7 +84,8 @@ async def test_movable_keys_are_found_by_the_server(cluster: LocalCluster) -> No
 async def test_pipelines_span_all_primaries_and_keep_order(cluster: LocalCluster) -> None:
     client = await connect(cluster)
     commands: list[list[object]] = [["SET", f"pipe:{i}", i] for i in range(60)]
-    commands += [["GET", f"pipe:{i}"] for i in range(60)] + [["GET", "pipe:none"]]
+    commands += [["GET", f"pipe:{i}"] for i in range(60)]
+    commands += [["GET", "pipe:none"]]
     commands += [["INCR", "pipe:0"], ["HSET", "pipe:1", "f", "v"]]
     results, err = await client.pipeline(commands)
     assert err is None and results is not None

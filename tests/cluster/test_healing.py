@@ -129,12 +129,14 @@ async def test_session_changing_commands_are_refused_before_anything_is_sent(
         value, err = await client.cmd(*command)
         assert value is None and isinstance(err, levredis.UsageError), (command, err)
         assert "refused on a cluster client" in err and "pw" not in err
-    for pipeline in ([["SELECT", 1], ["SET", "a", 1]], [["MULTI"], ["SELECT", 1], ["EXEC"]],
-                     [["WATCH", "k"], ["GET", "k"]], [["MULTI"], ["INCR", "k"]],
-                     [["EXEC"]], [["MULTI"], ["MULTI"], ["EXEC"]],
-                     [["GET", "k"], ["MULTI"], ["EXEC"]]):
-        value, err = await client.pipeline(pipeline)
-        assert value is None and isinstance(err, levredis.UsageError), (pipeline, err)
+    refused: tuple[list[list[object]], ...] = (
+        [["SELECT", 1], ["SET", "a", 1]], [["MULTI"], ["SELECT", 1], ["EXEC"]],
+        [["WATCH", "k"], ["GET", "k"]], [["MULTI"], ["INCR", "k"]],
+        [["EXEC"]], [["MULTI"], ["MULTI"], ["EXEC"]],
+        [["GET", "k"], ["MULTI"], ["EXEC"]])
+    for pipeline in refused:
+        results, err = await client.pipeline(pipeline)
+        assert results is None and isinstance(err, levredis.UsageError), (pipeline, err)
     after = {s.port: s.command("INFO", "commandstats") for s in cluster.servers}
     for port, stats in after.items():  # none of them reached a server
         for name in ("select", "multi", "watch", "auth", "hello", "monitor", "reset",
@@ -219,9 +221,9 @@ async def test_sharded_subscriptions_are_routed_by_slot_one_connection_per_shard
         primary, _ = node_of(cluster, key_slot(channel.encode()))
         assert len(pubsub[int(primary.rsplit(":", 1)[1])]) == 1
     assert await subscriber.cmd("SUNSUBSCRIBE") is not None
-    value, err = await subscriber.read()
+    item, err = await subscriber.read()
     while err is None:  # the other shards' confirmations, then nothing to read
-        value, err = await subscriber.read()
+        item, err = await subscriber.read()
     assert isinstance(err, levredis.UsageError) and "nothing to read" in err
     await subscriber.close()
     await publisher.close()

@@ -281,5 +281,6 @@ async def test_two_blocking_calls_on_one_connection_each_keep_their_timeout(
     first = asyncio.ensure_future(client.cmd("BLPOP", "nothing-a", 0))
     second = asyncio.ensure_future(client.cmd("BLPOP", "nothing-b", 0))
     results = await asyncio.wait_for(asyncio.gather(first, second), 3)
-    assert results == [(None, "timeout"), (None, "timeout")]
+    # gather() returns a list, typed as a tuple by typeshed: list() changes nothing but the type.
+    assert list(results) == [(None, "timeout"), (None, "timeout")]
     await client.close()

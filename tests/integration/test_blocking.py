@@ -66,7 +66,9 @@ async def test_a_consumer_loop_with_wait_for_loses_no_job(redis_server: RedisSer
             cancelled += 1
             continue
         assert err is None and isinstance(value, list)
-        received.append(value[1])
+        job = value[1]
+        assert isinstance(job, str)
+        received.append(job)
     await producing
     await settle()
     assert sorted(received) == sorted(f"job-{n}" for n in range(jobs))

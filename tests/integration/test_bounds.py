@@ -143,10 +143,11 @@ async def test_a_server_refusing_connections_gives_a_clean_connect_error(
     small_server: RedisServer,
 ) -> None:
     base = {"host": "127.0.0.1", "port": small_server.port}
-    held = []
+    held: list[levredis.Client] = []
     while len(held) < 70:  # fill the server up (through another pool key)
         client, err = await levredis.connect({**base, "db": 1})
         if client is None:
+            assert err is not None
             assert "max number of clients reached" in err
             break
         held.append(client)

@@ -13,6 +13,16 @@ from tests.servers import RedisServer
 from tests.stressing import FIGURES, rss_bytes, size
 
 
+def message_data(message: levredis.ReadResult | None) -> str:
+    """The data of a pub/sub message ``["message", channel, data]`` that read() returned."""
+    assert message is not None
+    value = message["value"]
+    assert isinstance(value, list)
+    data = value[2]
+    assert isinstance(data, str)
+    return data
+
+
 @pytest.fixture
 def strict_server() -> Iterator[RedisServer]:
     """Drops a pub/sub client more than 4 MB behind (2 MB for 2 s)."""
@@ -57,7 +67,7 @@ async def test_a_slow_subscriber_against_a_flood_stays_bounded_and_in_order(
         if err is not None:
             error = err
             break
-        received.append(int(message["value"][2].split(":")[0]))  # type: ignore[index]
+        received.append(int(message_data(message).split(":")[0]))
         paused_seen = paused_seen or subscriber._connection.reading_paused
         await asyncio.sleep(0.005)
     growth = rss_bytes() - before
@@ -68,7 +78,7 @@ async def test_a_slow_subscriber_against_a_flood_stays_bounded_and_in_order(
         if err is not None:
             error = err
             break
-        received.append(int(message["value"][2].split(":")[0]))  # type: ignore[index]
+        received.append(int(message_data(message).split(":")[0]))
         if len(received) > sent:
             break
     assert received == list(range(len(received)))  # in order, no gap
@@ -97,7 +107,7 @@ async def test_reading_resumes_below_the_low_water_mark(redis_server: RedisServe
             break
         await asyncio.sleep(0.01)
     assert connection.reading_paused
-    got = [int((await subscriber.read())[0]["value"][2]) for _ in range(300)]  # type: ignore[index]
+    got = [int(message_data((await subscriber.read())[0])) for _ in range(300)]
     assert got == list(range(300))
     assert not connection.reading_paused
     await subscriber.close()

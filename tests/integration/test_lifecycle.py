@@ -100,7 +100,7 @@ def test_a_forked_child_closing_an_inherited_client_leaves_the_parent_working(
                 os.close(read_end)
                 value, err = loop.run_until_complete(client.cmd("PING"))
                 loop.run_until_complete(client.close())
-                os.write(write_end, f"{value}|{err}".encode())
+                os.write(write_end, f"{value!s}|{err}".encode())
                 code = 0
             finally:
                 os._exit(code)

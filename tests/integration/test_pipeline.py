@@ -39,7 +39,7 @@ async def test_malformed_entries_send_nothing(client: levredis.Client) -> None:
         results, err = await client.pipeline(commands)  # type: ignore[arg-type]
         assert results is None and isinstance(err, levredis.UsageError), err
         assert "entry 2" in err
-    results, err = await client.pipeline("GET a")  # type: ignore[arg-type]
+    results, err = await client.pipeline("GET a")
     assert results is None and isinstance(err, levredis.UsageError)
     assert await client.cmd("EXISTS", "a") == (0, None)
 
@@ -57,7 +57,7 @@ async def test_multi_exec_pipeline_is_a_real_transaction_on_a_shared_client(
         for _ in range(200):
             await client.cmd("INCR", "n")
 
-    async def transaction() -> list[object]:
+    async def transaction() -> list[levredis.Reply]:
         results, err = await client.pipeline([["MULTI"], ["INCR", "n"], ["INCR", "n"],
                                               ["INCR", "n"], ["EXEC"]])
         assert err is None and results is not None

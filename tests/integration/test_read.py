@@ -71,8 +71,14 @@ async def test_multi_channel_subscribe_keeps_extra_confirmations_for_read(
     first, err = await subscriber.cmd("UNSUBSCRIBE")  # all channels: one reply each
     assert err is None and isinstance(first, list) and first[0] == "unsubscribe"
     rest = [await subscriber.read() for _ in range(2)]
-    channels = [first[1]] + [r[0]["value"][1] for r in rest if r[0] is not None]  # type: ignore[index]
-    counts = [first[2]] + [r[0]["value"][2] for r in rest if r[0] is not None]  # type: ignore[index]
+    channels: list[str] = []
+    counts: list[levredis.Reply] = []
+    for confirmation in [first] + [r[0]["value"] for r in rest if r[0] is not None]:
+        assert isinstance(confirmation, list)
+        channel = confirmation[1]
+        assert isinstance(channel, str)
+        channels.append(channel)
+        counts.append(confirmation[2])
     assert sorted(channels) == ["a", "b", "c"] and counts == [3, 2, 1]
     assert await subscriber.cmd("PING") == (["pong", ""], None)
     await subscriber.close()
@@ -90,8 +96,8 @@ async def test_messages_that_arrive_while_a_cmd_waits_are_kept_in_order(
         for i in range(count):
             await publisher.cmd("PUBLISH", "flood", str(i))
 
-    async def resubscribe() -> list[object]:
-        replies = []
+    async def resubscribe() -> list[levredis.Reply]:
+        replies: list[levredis.Reply] = []
         for name in ("x1", "x2", "x3", "x4"):
             await asyncio.sleep(0.001)
             value, err = await subscriber.cmd("SUBSCRIBE", name)

@@ -37,8 +37,8 @@ async def test_after_reset_a_reply_shaped_like_a_message_goes_to_its_caller(
         value, err = await client.cmd("HGETALL", "shaped")
         assert err is None and sorted(value[0::2]) == ["message", "x"]  # type: ignore[index]
         assert await client.cmd("PING") == ("PONG", None)
-    value, err = await client.read()  # nothing can arrive any more
-    assert value is None and isinstance(err, levredis.UsageError)
+    message, err = await client.read()  # nothing can arrive any more
+    assert message is None and isinstance(err, levredis.UsageError)
     await client.close()
     await other.close()
 

@@ -23,6 +23,7 @@ from levredis._resp import (
     Parser,
     Reply,
     RespError,
+    _Incomplete,
     encode_command,
 )
 
@@ -30,8 +31,9 @@ from levredis._resp import (
 def parse_all(data: bytes, decode: bool = True) -> list[tuple[int, Reply]]:
     parser = Parser(decode)
     parser.feed(data)
-    out = []
+    out: list[tuple[int, Reply]] = []
     while (value := parser.next_reply()) is not INCOMPLETE:
+        assert not isinstance(value, _Incomplete)
         out.append((parser.kind, value))
     assert not parser.has_partial()
     return out
@@ -281,7 +283,9 @@ def serialize(value: object) -> bytes:
     if isinstance(value, bytes):
         return b"$%d\r\n%s\r\n" % (len(value), value)
     if isinstance(value, tuple):
-        return value[0].encode() + value[1].encode() + b"\r\n"
+        kind, text = value[0], value[1]
+        assert isinstance(kind, str) and isinstance(text, str)
+        return kind.encode() + text.encode() + b"\r\n"
     assert isinstance(value, list)
     return b"*%d\r\n" % len(value) + b"".join(serialize(item) for item in value)
 

@@ -23,7 +23,16 @@ from typing import Any, Final
 from ._client import Client, ReadResult, connect_with, encode_pipeline
 from ._cluster_pubsub import ClusterPubSub
 from ._config import Config, parse_config
-from ._errors import CLOSED, NOT_FOUND, ConfigError, Error, NetworkError, ServerError, UsageError
+from ._errors import (
+    CLOSED,
+    NOT_FOUND,
+    TIMEOUT,
+    ConfigError,
+    Error,
+    NetworkError,
+    ServerError,
+    UsageError,
+)
 from ._resp import ArgumentError, Reply, argument_bytes, command_name, encode_command
 from ._slots import CommandTable, SlotMap, key_slot, name_of
 from ._state import SUBSCRIBE_COMMANDS, changes_session
@@ -204,6 +213,17 @@ class ClusterClient:
                 return CLOSED  # close() stopped the refresh, not our caller
             raise
 
+    async def _refresh_until(self, deadline: float | None) -> Error | None:
+        """``refresh()``, waited for no longer than a call's deadline."""
+        if deadline is None:
+            return await self.refresh()
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(max(remaining, 0)):
+                return await self.refresh()  # shielded: the refresh goes on for others
+        except TimeoutError:
+            return TIMEOUT
+
     def _schedule_refresh(self) -> None:
         if self._refreshing is None and not self._closed:
             self._refreshing = asyncio.ensure_future(self._fetch_map())
@@ -289,6 +309,10 @@ class ClusterClient:
 
     async def _keys_of(self, args: Sequence[object]) -> list[bytes] | Error:
         keys = self._commands.keys(args)
+        if keys == [] and len(args) > 1 and name_of(args[0]) == "publish":
+            # Keyless, but one node per channel keeps a publisher's messages
+            # in order (the cluster bus links between nodes race).
+            return [argument_bytes(args[1])]
         if keys is not None:
             return keys
         nodes = self._slots.nodes()  # movable keys: the server tells which
@@ -342,7 +366,9 @@ class ClusterClient:
         attempts = unsent = 0
         while attempts < MAX_ATTEMPTS and unsent < MAX_UNSENT:
             if address is None:
-                refresh_err = await self.refresh()
+                refresh_err = await self._refresh_until(deadline)
+                if refresh_err is TIMEOUT:
+                    return None, last  # the deadline passed waiting for the map
                 keys = await self._keys_of(args)
                 if isinstance(keys, Error):
                     return None, keys
@@ -406,7 +432,7 @@ class ClusterClient:
                     return None, err
                 delay = min(delay * 2, 1.0)
                 if code == "CLUSTERDOWN":
-                    await self.refresh()
+                    await self._refresh_until(deadline)
                 asking = False
             else:
                 return value, err
@@ -512,22 +538,28 @@ class ClusterClient:
             nodes = self._slots.nodes()
             address = self._slots.primaries[slot] if slot is not None else (
                 random.choice(nodes) if nodes else None)
-            node = await self._node(address) if address else last
-            if isinstance(node, Error) or address is None:
-                if node is CLOSED:
-                    return None, CLOSED
-                last = node if isinstance(node, Error) else last
+            if self._closed:
+                return None, CLOSED
+            # A connection of its own, not the node's shared one: if the server
+            # refused its EXEC or DISCARD (an ACL, a typo), MULTI would stay
+            # open and other callers' commands would be queued in it.
+            node, err = await connect_with(self._node_config(address)) if address \
+                else (None, last)
+            if node is None:
+                last = err or last
+                self._schedule_refresh()
                 if not await _backoff(delay, deadline):
                     return None, last
                 delay = min(delay * 2, 1.0)
-                await self.refresh()
+                await self._refresh_until(deadline)
                 continue
-            results, err = await node.pipeline(commands)
+            try:
+                results, err = await node.pipeline(commands)
+            finally:
+                await node.close()  # pooled again only if the transaction is over
             if results is None:
-                if err is CLOSED and not self._closed:
-                    continue
                 if isinstance(err, NetworkError):
-                    self._after_failure(address, False, node)
+                    self._schedule_refresh()
                 return None, err
             codes = [ServerError(str(r[1])).code for r in results if len(r) == 2]
             redirected = [c for c in codes if c in ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN")]
@@ -540,7 +572,7 @@ class ClusterClient:
             if not await _backoff(delay, deadline):
                 return results, None
             delay = min(delay * 2, 1.0)
-            await self.refresh()
+            await self._refresh_until(deadline)
         return None, last
 
     # -- pub/sub ----------------------------------------------------------------

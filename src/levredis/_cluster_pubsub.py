@@ -107,61 +107,84 @@ class ClusterPubSub:
                     "CROSSSLOT Keys in request don't hash to the same slot "
                     "(the shard channels of one command must share a slot)")
             if adds:
-                return await self._shard_subscribe(args, names)
-            return await self._shard_unsubscribe(args, names)
-        wanted = self.wanted[kind]
+                return await self._subscribe(kind, args, names)
+            try:
+                return await self._shard_unsubscribe(args, names)
+            finally:
+                self._wake_readers()
         if not adds:
+            wanted = self.wanted[kind]
             if names:
                 wanted.difference_update(names)
             else:
                 wanted.clear()
             feed = self._feeds.get(_CLUSTER_WIDE)
-            if feed is None:  # subscribed to nothing here: any node answers alike
-                return await self._shared_cmd(args)
-            return await self._on(feed, args)
-        added = [channel for channel in names if channel not in wanted]
-        wanted.update(names)  # before sending: a gap right after must restore them
-        feed_or_error = await self._feed(_CLUSTER_WIDE, None)
-        if isinstance(feed_or_error, Error):
-            wanted.difference_update(added)
-            return None, feed_or_error
-        value, err = await self._on(feed_or_error, args)
-        if isinstance(err, ServerError):
-            wanted.difference_update(added)
-        return value, err
+            try:
+                if feed is None:  # subscribed to nothing here: any node answers alike
+                    return await self._shared_cmd(args)
+                return await self._on(feed, args)
+            finally:
+                self._wake_readers()  # a read() waiting may have nothing left to wait for
+        return await self._subscribe(kind, args, names)
 
-    async def _shard_subscribe(self, args: Sequence[object],
-                               names: list[bytes]) -> tuple[Reply, Error | None]:
+    async def _subscribe(self, kind: str, args: Sequence[object],
+                         names: list[bytes]) -> tuple[Reply, Error | None]:
+        """SUBSCRIBE, PSUBSCRIBE or SSUBSCRIBE on the connection that carries them.
+
+        The names are wanted from before the command is sent (a gap right
+        after its reply must restore them) and forgotten again unless it was
+        sent and not refused: kept after a lost reply, they are restored.
+        """
         if not names:
             return await self._shared_cmd(args)  # the server's arity error
-        wanted = self.wanted["ssubscribe"]
-        added = [channel for channel in names if channel not in wanted]
+        wanted = self.wanted[kind]
+        added = [name for name in names if name not in wanted]
         wanted.update(names)
         value: Reply = None
         err: Error | None = None
-        for _ in range(4):
-            address = self._slot_map().primaries[key_slot(names[0])]
-            if address is None:
-                await self._refresh()
-                err = NetworkError("no node serves this shard channel's slot")
-                continue
-            for channel in names:
-                self._shard_of[channel] = address
-            feed = await self._feed(address, address)
-            if isinstance(feed, Error):
-                value, err = None, feed
+        sent = False
+        try:
+            for _ in range(4):
+                key: str | None = None
+                if kind == "ssubscribe":
+                    key = self._slot_map().primaries[key_slot(names[0])]
+                    if key is None:
+                        await self._refresh()
+                        err = NetworkError("no node serves this shard channel's slot")
+                        continue
+                feed = await self._feed(key, key)
+                if isinstance(feed, Error):
+                    value, err = None, feed
+                    break
+                if key is not None:
+                    for name in names:
+                        self._shard_of[name] = key
+                sent = True
+                value, err = await self._on(feed, args)
+                if isinstance(err, ServerError) and err.code in ("MOVED", "ASK", "TRYAGAIN"):
+                    sent = False  # refused: subscribed to nothing there
+                    await self._refresh()
+                    continue
                 break
-            value, err = await self._on(feed, args)
-            if isinstance(err, ServerError) and err.code in ("MOVED", "ASK", "TRYAGAIN"):
-                await self._refresh()
-                continue
-            break
-        if isinstance(err, ServerError) or (value is None and err is not None
-                                            and not isinstance(err, NetworkError)):
-            wanted.difference_update(added)
-            for channel in added:
-                self._shard_of.pop(channel, None)
+        finally:
+            if not sent or isinstance(err, ServerError):
+                self._forget(kind, added)
         return value, err
+
+    def _forget(self, kind: str, names: list[bytes]) -> None:
+        """Names a subscribe did not make: no longer wanted, nor carried anywhere."""
+        self.wanted[kind].difference_update(names)
+        if kind == "ssubscribe":
+            for name in names:
+                self._shard_of.pop(name, None)
+        for feed in list(self._feeds.values()):
+            self._tidy(feed)
+        self._wake_readers()
+
+    def _tidy(self, feed: Feed) -> None:
+        """Close a feed that never carried anything (its pump starts with the first command)."""
+        if feed.pump is None and feed.inflight == 0 and not self._carries(feed):
+            self._retire(feed, None)
 
     async def _shard_unsubscribe(self, args: Sequence[object],
                                  names: list[bytes]) -> tuple[Reply, Error | None]:
@@ -337,6 +360,7 @@ class ClusterPubSub:
             pending = {kind: [n for n in names if n in self.wanted[kind]]
                        for kind, names in lost.items()}
             if not any(pending.values()):
+                self._wake_readers()
                 return
             err = await self._subscribe_again(pending)
             if err is None:
@@ -358,10 +382,15 @@ class ClusterPubSub:
             if address is None:
                 return NetworkError("no node serves a shard channel's slot")
             groups.setdefault(address, []).append(["SSUBSCRIBE", name])
-        for key, commands in groups.items():
+        for key, listed in groups.items():
             feed = await self._feed(key, key)
             if isinstance(feed, Error):
                 return feed
+            # Unsubscribed while the connection opened: not to be made again.
+            commands = [c for c in listed if c[1] in self.wanted[str(c[0]).lower()]]
+            if not commands:
+                self._tidy(feed)
+                continue
             feed.inflight += 1
             try:
                 # One command per name: each confirmation is its command's reply.

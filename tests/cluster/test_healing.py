@@ -518,3 +518,27 @@ async def test_a_subscribe_answered_by_a_network_error_is_kept(cluster: LocalClu
     assert len(errors) == 1 and "subscribing again" in errors[0]
     await subscriber.close()
     await publisher.close()
+
+
+@pytest.mark.asyncio(loop_factories=["asyncio"])
+async def test_a_transaction_whose_slot_moved_is_sent_again_on_the_new_map(
+    own_cluster: LocalCluster,
+) -> None:
+    client = await connect(own_cluster)
+    key = "moved:{tx}"
+    slot = key_slot(key.encode())
+    assert await client.cmd("GET", key) == (None, "not found")  # the map is read now
+    _, source_id = node_of(own_cluster, slot)
+    target_id = next(line.split()[0] for line in
+                     own_cluster.servers[0].command("CLUSTER", "NODES").splitlines()
+                     if "master" in line and source_id not in line)
+    for server in own_cluster.servers:  # the slot holds no key: give it away at once
+        if "role:master" in server.command("INFO", "replication"):
+            server.command("CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
+    own_cluster.wait_ok()
+    # The client's map still names the old owner: EXEC aborts there (MOVED), nothing runs.
+    results, err = await client.pipeline([["MULTI"], ["INCR", key], ["INCR", key], ["EXEC"]])
+    assert err is None and results is not None and results[-1] == [[1, 2]], results
+    assert client.redirects()["MOVED"] >= 1
+    assert await client.cmd("GET", key) == ("2", None)  # ran once
+    await client.close()

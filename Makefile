@@ -31,7 +31,7 @@ test-pythons: $(STAMP)
 stress: $(STAMP)
 	mkdir -p docs/stress
 	LEVREDIS_STRESS=1 LEVREDIS_FIGURES=docs/stress/latest.json $(BIN)/python -m pytest -q \
-	  -p no:randomly tests/unit/test_fuzz.py tests/unit/test_routing_fuzz.py tests/integration/test_storm.py \
+	  -p no:randomly tests/unit/test_fuzz.py tests/unit/test_resp3.py tests/unit/test_routing_fuzz.py tests/integration/test_storm.py \
 	  tests/integration/test_bounds.py tests/integration/test_blocking.py tests/integration/test_flow_control.py \
 	  tests/integration/test_fault_matrix.py tests/soak
 	$(BIN)/python -m bench.bounds --json docs/stress/bounds.json

@@ -33,8 +33,9 @@ stress: $(STAMP)
 	LEVREDIS_STRESS=1 LEVREDIS_FIGURES=docs/stress/latest.json $(BIN)/python -m pytest -q \
 	  -p no:randomly tests/unit/test_fuzz.py tests/unit/test_resp3.py tests/unit/test_routing_fuzz.py tests/integration/test_storm.py \
 	  tests/integration/test_bounds.py tests/integration/test_blocking.py tests/integration/test_flow_control.py \
-	  tests/integration/test_fault_matrix.py tests/soak
+	  tests/integration/test_fault_matrix.py tests/cluster/test_chaos.py tests/soak
 	$(BIN)/python -m bench.bounds --json docs/stress/bounds.json
+	$(BIN)/python -m bench.cluster_chaos --client both --seconds 120 --json docs/stress/cluster_chaos.json
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --rounds 3 --chart docs/img/ratios.png --json docs/bench/latest.json --text docs/bench/latest.txt

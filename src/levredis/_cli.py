@@ -55,8 +55,16 @@ def format_tty(value: Reply, prefix: str = "") -> str:
         return f"{value}\n"
     if isinstance(value, (str, bytes)):
         return quoted(value) + "\n"
+    if isinstance(value, bool):  # RESP3 only; the CLI speaks RESP2
+        return "(true)\n" if value else "(false)\n"
     if isinstance(value, int):
         return f"(integer) {value}\n"
+    if isinstance(value, float):
+        return f"(double) {value}\n"
+    if isinstance(value, dict):
+        value = [part for pair in value.items() for part in pair]
+    elif isinstance(value, set):
+        value = list(value)
     if not value:
         return "(empty array)\n"
     width = len(str(len(value)))

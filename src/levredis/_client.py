@@ -42,8 +42,10 @@ from ._resp import (
     command_name,
     encode_command,
 )
+from ._resp3 import BIG_NUMBER, BLOB_ERROR, BOOLEAN, DOUBLE, MAP, NULL, PUSH, SET, VERBATIM
 
-ReplyType = Literal["simple", "error", "integer", "bulk", "array"]
+ReplyType = Literal["simple", "error", "integer", "bulk", "array", "null", "boolean", "double",
+                    "bignum", "verbatim", "map", "set", "push"]
 
 
 class ReadResult(TypedDict):
@@ -59,6 +61,16 @@ _TAGS: Final[dict[int, ReplyType]] = {
     INTEGER: "integer",
     BULK: "bulk",
     ARRAY: "array",
+    # RESP3 only (protocol 3):
+    NULL: "null",
+    BOOLEAN: "boolean",
+    DOUBLE: "double",
+    BIG_NUMBER: "bignum",
+    BLOB_ERROR: "error",
+    VERBATIM: "verbatim",
+    MAP: "map",
+    SET: "set",
+    PUSH: "push",
 }
 _NO_LOOP: Final = UsageError(
     "no running event loop: call levredis inside a coroutine run by asyncio.run()"

@@ -94,6 +94,8 @@ class ClusterPubSub:
         self._closed = False
         #: Subscriptions made again after a gap (connection lost, channel moved).
         self.restored = 0
+        #: The node the SUBSCRIBE/PSUBSCRIBE connection was last opened on.
+        self._cluster_wide_at: str | None = None
 
     # -- commands ---------------------------------------------------------------
 
@@ -253,11 +255,14 @@ class ClusterPubSub:
 
     async def _open(self, key: str | None, address: str | None) -> Feed | Error:
         if address is None:
-            slot_map = self._slot_map()
-            nodes = slot_map.nodes()
-            if not nodes:
+            nodes = self._slot_map().nodes()
+            # After a gap, the node the subscriptions were on, if it still serves:
+            # another one could deliver again messages still travelling between
+            # nodes that the first had delivered already.
+            address = self._cluster_wide_at if self._cluster_wide_at in nodes else (
+                random.choice(nodes) if nodes else None)
+            if address is None:
                 return NetworkError("no cluster node to subscribe on")
-            address = random.choice(nodes)
         # A connection of its own: subscribed state never reaches a node's pool.
         client, err = await connect_with(self._node_config(address))
         if client is None:
@@ -267,6 +272,8 @@ class ClusterPubSub:
             return CLOSED
         feed = Feed(key, address, client)
         self._feeds[key] = feed
+        if key is None:
+            self._cluster_wide_at = address
         return feed
 
     async def _pump(self, feed: Feed) -> None:
@@ -367,6 +374,7 @@ class ClusterPubSub:
                 self.restored += sum(len(names) for names in pending.values())
                 return
             log.debug("cluster pub/sub: subscribing again failed (%s); retrying", err)
+            self._cluster_wide_at = None  # that node did not do: any other next
             await self._refresh()
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF)

@@ -24,7 +24,7 @@ DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 6379
 _KNOWN_KEYS: Final = frozenset(
     {"host", "port", "db", "timeout", "ssl", "auth", "decode", "max_connections",
-     "max_pushes", "max_push_bytes", "path"})
+     "max_pushes", "max_push_bytes", "path", "protocol"})
 _MASK: Final = "***"
 # Keys other Python clients use: ignoring them would silently connect without
 # the credentials, timeout or decoding the caller meant.
@@ -85,6 +85,8 @@ class Config:
     max_push_bytes: int = 64 * 1024 * 1024
     #: A Unix socket's path (then host and port are not used).
     path: str | None = None
+    #: The protocol spoken: 2 (RESP2, the default) or 3 (RESP3, after HELLO 3).
+    protocol: int = 2
     #: A cluster replica's connection: READONLY is part of its handshake
     #: (set by the cluster client only; its connections have a pool of their own).
     readonly: bool = False
@@ -120,6 +122,7 @@ class Config:
             max_pushes=self.max_pushes,
             max_push_bytes=self.max_push_bytes,
             path=self.path,
+            protocol=self.protocol,
         )
         return ConfigView(values)
 
@@ -208,32 +211,32 @@ def _parse_unix_url(url: str) -> Config:
     if parts.fragment or parts.hostname:
         raise _invalid("write a Unix socket URL as unix:///path/to.sock", shown)
     path = _check_path(unquote(parts.path))
-    db, timeout, _ = _url_options(parts.query, shown, ("db", "timeout"))
-    return Config(path=path, db=_check_db(db or 0), timeout=timeout,
-                  auth=_url_auth(parts, shown))
+    options = _url_options(parts.query, shown, ("db", "timeout", "protocol"))
+    return Config(path=path, db=_check_db(options.get("db", 0)), timeout=options.get("timeout"),
+                  auth=_url_auth(parts, shown), protocol=options.get("protocol", 2))
 
 
-def _url_options(
-    query: str, shown: str, allowed: tuple[str, ...]
-) -> tuple[int | None, float | None, int | None]:
-    """A URL's query options, each at most once: (db, timeout, max_connections)."""
+def _url_options(query: str, shown: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """A URL's query options, each at most once: db, timeout, max_connections, protocol."""
     options = parse_qsl(query, keep_blank_values=True)
     if len({key for key, _ in options}) != len(options):
         raise _invalid("a URL option is given twice", shown)
-    db = timeout = cap = None
+    found: dict[str, Any] = {}
     for key, value in options:
         if key not in allowed:
             raise _invalid(f"unsupported URL option {key!r}", shown)
-        if key == "db":
-            db = _parse_int_text(value, "db", shown)
-        elif key == "max_connections":
-            cap = _check_max_connections(_parse_int_text(value, "max_connections", shown))
-        else:
+        if key == "timeout":
             try:
-                timeout = _check_timeout(float(value))
+                found[key] = _check_timeout(float(value))
             except ValueError:
                 raise _invalid("timeout must be a number of seconds", shown) from None
-    return db, timeout, cap
+        elif key == "max_connections":
+            found[key] = _check_max_connections(_parse_int_text(value, key, shown))
+        elif key == "protocol":
+            found[key] = _check_protocol(_parse_int_text(value, key, shown))
+        else:
+            found[key] = _parse_int_text(value, key, shown)
+    return found
 
 
 def _url_auth(parts: SplitResult, shown: str) -> Auth | None:
@@ -305,6 +308,14 @@ def _check_limit(value: object, name: str, default: int, low: int, high: int) ->
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise _invalid(f"{name} must be an integer in {low}..{high}", value)
     return value
+
+
+def _check_protocol(value: object) -> int:
+    if value is None:
+        return 2
+    if isinstance(value, bool) or value not in (2, 3):
+        raise _invalid("protocol must be 2 (RESP2) or 3 (RESP3)", value)
+    return 3 if value == 3 else 2
 
 
 def _check_decode(value: object) -> bool:
@@ -418,16 +429,17 @@ def _parse_url(url: str) -> Config:
     path = parts.path.strip("/")
     if path:
         db = _parse_int_text(path, "db in the URL path", shown)
-    query_db, timeout, cap = _url_options(parts.query, shown,
-                                          ("db", "timeout", "max_connections"))
+    options = _url_options(parts.query, shown,
+                           ("db", "timeout", "max_connections", "protocol"))
     return Config(
         host=host,
         port=_check_port(port),
-        db=_check_db(db if query_db is None else query_db),
-        timeout=timeout,
+        db=_check_db(options.get("db", db)),
+        timeout=options.get("timeout"),
         ssl=parts.scheme == "rediss",
         auth=_url_auth(parts, shown),
-        max_connections=cap,
+        max_connections=options.get("max_connections"),
+        protocol=options.get("protocol", 2),
     )
 
 
@@ -461,6 +473,7 @@ def _parse_mapping(config: Mapping[Any, Any]) -> Config:
         max_pushes=_check_limit(config.get("max_pushes"), "max_pushes", 10_000, 1, 10**9),
         max_push_bytes=_check_limit(config.get("max_push_bytes"), "max_push_bytes",
                                     64 * 1024 * 1024, 1024, 2**40),
+        protocol=_check_protocol(config.get("protocol")),
         extras=extras,
     )
 

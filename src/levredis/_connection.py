@@ -26,11 +26,18 @@ from ._tls import tls_for
 log: Final = logging.getLogger("levredis")
 
 _PING: Final[list[object]] = ["PING"]
+#: How a server without RESP3 (Redis 5 and older) answers HELLO.
+_NO_HELLO: Final = "ERR unknown command"
 
 
 def _handshake(config: Config) -> list[list[object]]:
     commands: list[list[object]] = []
-    if config.auth is not None:
+    if config.protocol == 3:
+        hello: list[object] = ["HELLO", 3]
+        if config.auth is not None:
+            hello += ["AUTH", config.auth["user"], config.auth["pass"]]
+        commands.append(hello)
+    elif config.auth is not None:
         commands.append(["AUTH", config.auth["user"], config.auth["pass"]])
     if config.db:
         commands.append(["SELECT", config.db])
@@ -53,7 +60,8 @@ async def open_connection(
         async with asyncio.timeout(limit):
             def protocol() -> RedisProtocol:
                 return RedisProtocol(loop, config.db, config.decode, config.auth is not None,
-                                     PushLimits(config.max_pushes, config.max_push_bytes))
+                                     PushLimits(config.max_pushes, config.max_push_bytes),
+                                     resp3=config.protocol == 3)
 
             if config.path is not None:
                 _, connection = await loop.create_unix_connection(protocol, config.path)
@@ -76,6 +84,10 @@ async def open_connection(
                     if isinstance(answer, Error) and not (
                             command == _PING and answer.startswith("NOPERM")):
                         # (A default user without +ping is still connected.)
+                        if command[0] == "HELLO" and answer.startswith(_NO_HELLO):
+                            answer = NetworkError(
+                                f"the server does not speak RESP3 ({answer}): it needs "
+                                "Redis 6 or newer; use protocol 2")
                         raise _Failed(answer)
     except Exception as exc:
         error = exc.error if isinstance(exc, _Failed) else error_from_exception(exc)

@@ -18,6 +18,7 @@ from typing import Final
 
 from ._errors import Error, UsageError
 from ._resp import Reply, RespError
+from ._resp3 import PUSH
 from ._state import Plan, SessionState
 
 #: A reply kept for ``read()``: its type byte and its value.
@@ -118,7 +119,24 @@ class Dispatcher:
         """Hand one parsed reply to its owner; raises ``UnsolicitedReply``."""
         waiters = self.waiters
         state = self.state
-        if state.listening:
+        if state.resp3:
+            # Out-of-band data says so itself (type ">"): no guessing by shape.
+            if kind == PUSH and not state.monitor:
+                head = waiters[0] if waiters else None
+                plan = head.plan() if isinstance(head, Batch) else None
+                if plan is None or not state.owes(plan, value):
+                    # A message, a confirmation nobody owes, an invalidation ...
+                    state.follow(value)
+                    self.push(kind, value)
+                    if not state.listening:
+                        self.check_listening()
+                    return
+            elif state.monitor and not waiters:
+                self.push(kind, value)
+                return
+            if not waiters:
+                raise UnsolicitedReply(value)
+        elif state.listening:
             head = waiters[0] if waiters else None
             plan = head.plan() if isinstance(head, Batch) else None
             if state.is_push(value, plan) or head is None:

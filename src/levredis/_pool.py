@@ -44,7 +44,7 @@ PING_TIMEOUT: Final = 5.0
 #: Below this, a PING check could not tell a slow server from a dead one.
 MIN_PING_CHECK: Final = 0.005
 
-PoolKey = tuple[str, int, int, object, str | None, str | None, int, bool]
+PoolKey = tuple[str, int, int, object, str | None, str | None, int, bool, int]
 
 
 def pool_key(config: Config) -> PoolKey:
@@ -67,11 +67,12 @@ def pool_key(config: Config) -> PoolKey:
         digest = hashlib.sha256(secret).hexdigest()
     where = config.host if config.path is None else f"unix:{config.path}"
     port = config.port if config.path is None else 0
-    return (where, port, config.db, tls, user, digest, max_connections(config), config.readonly)
+    return (where, port, config.db, tls, user, digest, max_connections(config), config.readonly,
+            config.protocol)
 
 
 def describe_key(key: PoolKey) -> str:
-    host, port, db, tls, user, _, _, readonly = key
+    host, port, db, tls, user, _, _, readonly, protocol = key
     if host.startswith("unix:"):
         text = f"{host}/{db}"
     else:
@@ -82,6 +83,8 @@ def describe_key(key: PoolKey) -> str:
         text += f" user={user}"
     if readonly:
         text += " readonly"
+    if protocol == 3:
+        text += " resp3"
     return text
 
 

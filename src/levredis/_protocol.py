@@ -18,7 +18,8 @@ from typing import Final, NamedTuple
 
 from ._dispatch import Batch, Dispatcher, Push, UnsolicitedReply
 from ._errors import TIMEOUT, Error, NetworkError, ProtocolError, ServerError, error_from_exception
-from ._resp import INCOMPLETE, Reply, RespError, new_parser
+from ._resp import INCOMPLETE, Parser, Reply, RespError, new_parser
+from ._resp3 import Resp3Parser
 from ._state import Plan, SessionState
 
 _PING: Final = b"*1\r\n$4\r\nPING\r\n"
@@ -65,13 +66,13 @@ class RedisProtocol(asyncio.Protocol):
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, db: int, decode: bool, authenticated: bool = False,
-        limits: PushLimits = DEFAULT_PUSH_LIMITS,
+        limits: PushLimits = DEFAULT_PUSH_LIMITS, resp3: bool = False,
     ) -> None:
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         # One parser for the connection's life: strict, with exact type tags.
-        self.parser = new_parser(decode)
-        self.state = SessionState(db, authenticated)
+        self.parser: Parser | Resp3Parser = Resp3Parser(decode) if resp3 else new_parser(decode)
+        self.state = SessionState(db, authenticated, resp3)
         self.dispatch = Dispatcher(self.state)
         #: Set once the connection is unusable; every later call returns it.
         self.error: Error | None = None

@@ -36,8 +36,9 @@ SPEEDUPS_ENV: Final = "LEVREDIS_SPEEDUPS"
 
 #: A decoded reply: ``str`` (or ``bytes`` with ``decode=False``), ``int``, a
 #: nested ``list``, ``None`` for NULL, or a ``ServerError`` (a ``str``) inside
-#: arrays.
-Reply = Union[str, bytes, int, list["Reply"], None]  # noqa: UP007 (a runtime alias)
+#: arrays; with RESP3 also ``bool``, ``float``, ``dict`` and ``set``.
+Reply = Union[  # noqa: UP007 (a runtime alias)
+    str, bytes, int, float, list["Reply"], dict[Any, "Reply"], set[Any], None]
 
 #: Reply type bytes, as ``Parser.kind`` reports them.
 SIMPLE: Final = 0x2B  # +

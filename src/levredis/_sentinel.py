@@ -346,7 +346,7 @@ class SentinelClient:
             reply, err = await client.cmd("SENTINEL", "REPLICAS", service)
             if err is not None:
                 return err
-            healthy = [_pairs(entry) for entry in reply if isinstance(entry, list)] \
+            healthy = [_pairs(entry) for entry in reply if isinstance(entry, (list, dict))] \
                 if isinstance(reply, list) else []
             healthy = [info for info in healthy if _healthy(info)]
             if not healthy:
@@ -512,7 +512,9 @@ def _text(value: object) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _pairs(entry: list[Reply]) -> dict[str, str]:
+def _pairs(entry: list[Reply] | dict[Any, Reply]) -> dict[str, str]:
+    if isinstance(entry, dict):  # RESP3 sends maps as maps
+        return {_text(k): _text(v) for k, v in entry.items()}
     return {_text(k): _text(v) for k, v in zip(entry[::2], entry[1::2], strict=False)}
 
 

@@ -69,7 +69,7 @@ class CommandTable:
         if not isinstance(entry, list) or len(entry) < 6:
             return
         name, _, flags, first, last, step = entry[:6]
-        flag_set = {name_of(f) for f in flags} if isinstance(flags, list) else set()
+        flag_set = {name_of(f) for f in flags} if isinstance(flags, (list, set)) else set()
         if isinstance(first, int) and isinstance(last, int) and isinstance(step, int):
             self._specs[name_of(name)] = (first, last, step, "movablekeys" in flag_set,
                                         "readonly" in flag_set)
@@ -164,6 +164,8 @@ def _text(value: Reply) -> str:
 
 
 def _pairs(value: Reply) -> dict[str, Any]:
+    if isinstance(value, dict):  # RESP3 sends maps as maps
+        return {_text(k): (_text(v) if isinstance(v, bytes) else v) for k, v in value.items()}
     if not isinstance(value, list):
         return {}
     return {_text(k): (_text(v) if isinstance(v, bytes) else v)

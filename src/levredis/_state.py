@@ -108,6 +108,7 @@ class SessionState:
         "_multi_sent",
         "_push_plans",
         "authenticated",
+        "resp3",
         "current_db",
         "db",
         "dirty",
@@ -119,7 +120,9 @@ class SessionState:
         "watching",
     )
 
-    def __init__(self, db: int, authenticated: bool = False) -> None:
+    def __init__(self, db: int, authenticated: bool = False, resp3: bool = False) -> None:
+        #: RESP3: pushes come typed as such (``>``), and HELLO may only say 3.
+        self.resp3 = resp3
         #: The db the pool key promises, and the one the server has selected.
         self.db = db
         self.current_db = db
@@ -220,8 +223,12 @@ class SessionState:
                     f"CLIENT REPLY {mode} is not supported: without replies, "
                     "levredis could not match replies to callers"
                 )
-        elif name == "HELLO" and len(args) >= 2 and command_name(args[1]) != "2":
-            return UsageError("levredis speaks RESP2: only HELLO 2 is supported")
+        elif name == "HELLO" and len(args) >= 2:
+            spoken = "3" if self.resp3 else "2"
+            if command_name(args[1]) != spoken:
+                return UsageError(
+                    f"this connection speaks RESP{spoken}: HELLO may not switch it to "
+                    f"another protocol (choose one with the config's protocol key)")
         return None
 
     # -- what comes back -----------------------------------------------------------
@@ -249,6 +256,19 @@ class SessionState:
             return False
         self._confirm(value)
         return True
+
+    def owes(self, plan: Plan, value: Reply) -> bool:
+        """Whether a RESP3 push is a confirmation ``plan``'s command owes (its reply)."""
+        if value.__class__ is not list or not value:
+            return False
+        word = value[0]
+        if isinstance(word, bytes):
+            word = word.decode("ascii", "replace")
+        return plan.owns(word, value[1] if len(value) > 1 else None)
+
+    def follow(self, value: Reply) -> None:
+        """A RESP3 push nobody owes: a confirmation still moves the subscription sets."""
+        self._confirm(value)
 
     def is_stray_unsubscribe(self, value: Reply, plan: Plan | None) -> bool:
         """A shard channel's unsubscribe the server sent on its own, arriving late.

@@ -542,3 +542,23 @@ async def test_a_transaction_whose_slot_moved_is_sent_again_on_the_new_map(
     assert client.redirects()["MOVED"] >= 1
     assert await client.cmd("GET", key) == ("2", None)  # ran once
     await client.close()
+
+
+async def test_the_cluster_client_speaks_resp3_when_asked(cluster: LocalCluster) -> None:
+    client = await connect(cluster, protocol=3, read_from_replicas=True)
+    assert client.cfg["protocol"] == 3
+    await client.cmd("DEL", "r3:{c}h")
+    assert await client.cmd("HSET", "r3:{c}h", "f", "v") == (1, None)
+    assert await client.cmd("HGETALL", "r3:{c}h") == ({"f": "v"}, None)
+    # The command table's flags come as sets in RESP3: reads still know they are reads.
+    assert client._commands.readonly(["GET", "k"]) and not client._commands.readonly(["SET", "k"])
+    results, err = await client.pipeline([["HGETALL", "r3:{c}h"], ["GET", "r3:{c}none"]])
+    assert err is None and results == [[{"f": "v"}], [None]]
+    assert (await client.cmd("SSUBSCRIBE", "r3:{c}ch"))[1] is None
+    publisher = await connect(cluster)
+    assert await publisher.cmd("SPUBLISH", "r3:{c}ch", "hi") == (1, None)
+    assert await client.read() == (
+        {"type": "push", "value": ["smessage", "r3:{c}ch", "hi"]}, None)
+    await publisher.close()
+    await client.close()
+    assert any(s["key"].endswith(" resp3") for s in levredis.pool_stats())

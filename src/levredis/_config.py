@@ -313,9 +313,9 @@ def _check_limit(value: object, name: str, default: int, low: int, high: int) ->
 def _check_protocol(value: object) -> int:
     if value is None:
         return 2
-    if isinstance(value, bool) or value not in (2, 3):
+    if type(value) is not int or value not in (2, 3):  # (True == 1, 3.0 == 3: neither)
         raise _invalid("protocol must be 2 (RESP2) or 3 (RESP3)", value)
-    return 3 if value == 3 else 2
+    return value
 
 
 def _check_decode(value: object) -> bool:

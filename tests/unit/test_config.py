@@ -232,3 +232,14 @@ def test_extra_keys_that_look_secret_are_masked_in_the_repr() -> None:
     shown = repr(config.view())
     assert "t0ken" not in shown and "s3" not in shown and "'name': 'x'" in shown
     assert config.view()["api_token"] == "t0ken"  # kept, only not shown
+
+
+def test_protocol_in_mappings_and_urls() -> None:
+    assert parse_config({"host": "h", "protocol": 3}).protocol == 3  # type: ignore[union-attr]
+    assert parse_config({"host": "h"}).protocol == 2  # type: ignore[union-attr]
+    assert parse_config("redis://h:1/2?protocol=3").protocol == 3  # type: ignore[union-attr]
+    assert parse_config("unix:///run/r.sock?protocol=3&db=1").protocol == 3  # type: ignore[union-attr]
+    for bad in ({"host": "h", "protocol": 1}, {"host": "h", "protocol": 3.0},
+                "redis://h:1?protocol=three", "redis://h:1?protocol=3&protocol=2"):
+        err = parse_config(bad)
+        assert isinstance(err, ConfigError), bad

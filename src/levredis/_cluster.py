@@ -41,8 +41,10 @@ log: Final = logging.getLogger("levredis")
 
 #: Redirects and retries one command may take before its last error is returned.
 MAX_ATTEMPTS: Final = 6
-#: Tries to reach a node for a command not sent yet (within the call's deadline).
-MAX_UNSENT: Final = 20
+#: Tries to reach a node for a command not sent yet (within the call's deadline) ...
+MAX_UNSENT: Final = 40
+#: ... at most this far apart: a promoted replica is used soon after the promotion.
+UNSENT_BACKOFF: Final = 0.25
 #: The slot map is fetched at most this often (seconds) ...
 REFRESH_INTERVAL: Final = 0.1
 #: ... and, while no node answers, at most this often (doubling up to it).
@@ -396,7 +398,7 @@ class ClusterClient:
                     continue
                 if not await _backoff(delay, deadline):
                     return None, node
-                delay = min(delay * 2, 1.0)
+                delay = min(delay * 2, UNSENT_BACKOFF)
                 address = None  # routed again on the refreshed map
                 continue
             if asking:
@@ -550,7 +552,7 @@ class ClusterClient:
                 self._schedule_refresh()
                 if not await _backoff(delay, deadline):
                     return None, last
-                delay = min(delay * 2, 1.0)
+                delay = min(delay * 2, UNSENT_BACKOFF)
                 await self._refresh_until(deadline)
                 continue
             try:

@@ -25,8 +25,10 @@ log: Final = logging.getLogger("levredis")
 #: Commands that may block on the server (XREAD/XREADGROUP only with BLOCK).
 BLOCKING: Final = frozenset(
     {"BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BLMPOP", "BZPOPMIN", "BZPOPMAX",
-     "BZMPOP", "XREAD", "XREADGROUP", "WAIT", "WAITAOF"}
+     "BZMPOP", "XREAD", "XREADGROUP"}
 )
+# Not WAIT or WAITAOF: they count the writes of the connection they run on,
+# so they must run on the one that carried the writes, after them.
 #: How long recovering after a caller that left may take before the
 #: connection is closed instead.
 RECOVERY_LIMIT: Final = 5.0

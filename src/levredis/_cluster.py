@@ -20,9 +20,10 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final
 
+from ._blocking import is_blocking
 from ._client import Client, ReadResult, connect_with, encode_pipeline
 from ._cluster_pubsub import ClusterPubSub
-from ._config import Config, parse_config
+from ._config import Config, ConfigView, invalid_config, parse_config
 from ._errors import (
     CLOSED,
     NOT_FOUND,
@@ -39,6 +40,9 @@ from ._state import SUBSCRIBE_COMMANDS, changes_session
 
 log: Final = logging.getLogger("levredis")
 
+#: Connections per node a cluster client needs at least: the shared one, and one
+#: per kind of subscription (transactions and blocking commands wait for a free one).
+MIN_CONNECTIONS: Final = 3
 #: Redirects and retries one command may take before its last error is returned.
 MAX_ATTEMPTS: Final = 6
 #: Tries to reach a node for a command not sent yet (within the call's deadline) ...
@@ -57,10 +61,6 @@ REPLICA_RECHECK: Final = 1.0
 NODE_ANSWER_LIMIT: Final = 2.0
 
 
-def _invalid(what: str, got: object) -> ConfigError:
-    return ConfigError(f"invalid redis config: {what} (got {got!r})")
-
-
 def parse_cluster_config(config: object) -> tuple[list[Config], bool] | ConfigError:
     """Seed node configs and the read-from-replicas switch, or what is wrong."""
     options: Mapping[str, Any] = {}
@@ -70,17 +70,17 @@ def parse_cluster_config(config: object) -> tuple[list[Config], bool] | ConfigEr
         options = config
         seeds = config.get("nodes")
     else:
-        return _invalid("a cluster config is a list of nodes or a mapping with 'nodes'",
+        return invalid_config("a cluster config is a list of nodes or a mapping with 'nodes'",
                         type(config).__name__)
     if not isinstance(seeds, (list, tuple)) or not seeds:
-        return _invalid("nodes must be a non-empty list of 'host:port' or redis:// URLs",
+        return invalid_config("nodes must be a non-empty list of 'host:port' or redis:// URLs",
                         seeds)
     replicas = options.get("read_from_replicas", False)
     if not isinstance(replicas, bool):
-        return _invalid("read_from_replicas must be a bool", replicas)
+        return invalid_config("read_from_replicas must be a bool", replicas)
     for key in ("host", "port", "path"):
         if key in options:
-            return _invalid(f"a cluster config names its nodes in 'nodes', not {key!r}",
+            return invalid_config(f"a cluster config names its nodes in 'nodes', not {key!r}",
                             options[key])
     # Every other key applies to each node's connections, as connect() reads it.
     common = {k: v for k, v in options.items() if k not in ("nodes", "read_from_replicas", "db")}
@@ -96,10 +96,15 @@ def parse_cluster_config(config: object) -> tuple[list[Config], bool] | ConfigEr
         if isinstance(merged, ConfigError):
             return merged
         if merged.db != 0:
-            return _invalid("a cluster has only db 0", merged.db)
+            return invalid_config("a cluster has only db 0", merged.db)
+        if merged.max_connections is not None and merged.max_connections < MIN_CONNECTIONS:
+            return invalid_config(
+                f"max_connections must be at least {MIN_CONNECTIONS} for a cluster client: "
+                "per node, one connection is shared by commands and one carries each kind "
+                "of subscription (SUBSCRIBE, SSUBSCRIBE)", merged.max_connections)
         configs.append(merged)
     if "db" in options and options["db"] not in (None, 0):
-        return _invalid("a cluster has only db 0", options["db"])
+        return invalid_config("a cluster has only db 0", options["db"])
     return configs, replicas
 
 
@@ -126,10 +131,13 @@ class ClusterClient:
         self._gap = REFRESH_INTERVAL
         self._used = False
         self._ticker: asyncio.TimerHandle | None = None
-        self._closers: set[asyncio.Task[bool]] = set()
+        self._closers: set[asyncio.Task[None]] = set()
+        #: Calls in flight per node client, and who waits for a dropped one to be idle.
+        self._busy: dict[Client, int] = {}
+        self._idle: dict[Client, asyncio.Future[None]] = {}
         self._pubsub = ClusterPubSub(self._node_config, lambda: self._slots, self.refresh,
                                      self._shared_cmd, self._template.max_pushes,
-                                     self._template.timeout)
+                                     self._template.max_push_bytes, self._template.timeout)
         self._closed = False
         self._redirects: Counter[str] = Counter()
 
@@ -140,7 +148,7 @@ class ClusterClient:
         view.pop("port", None)
         view["nodes"] = [seed.address for seed in self._seeds]
         view["read_from_replicas"] = self._replicas_wanted
-        return view
+        return ConfigView(view)  # read-only, secrets masked in its repr
 
     def redirects(self) -> dict[str, int]:
         """How many MOVED, ASK, TRYAGAIN and CLUSTERDOWN replies were followed."""
@@ -188,11 +196,53 @@ class ClusterClient:
         return existing
 
     def _drop(self, key: tuple[str, bool], client: Client) -> None:
+        """Forget a failed node client; close it once no call is in flight on it.
+
+        A blocking command may be waiting on another (healthy) connection of
+        that client: closing under it would cut it short while the server
+        still runs it.
+        """
         if self._nodes.get(key) is client:
             del self._nodes[key]
-        task = asyncio.ensure_future(client.close())  # never cancelled: no socket left open
+
+        async def close_when_idle() -> None:
+            idle = self._idle.get(client)
+            if client in self._busy and idle is None:
+                idle = self._idle[client] = asyncio.get_running_loop().create_future()
+            if idle is not None:
+                await idle
+            await client.close()
+
+        task = asyncio.ensure_future(close_when_idle())  # never cancelled: no socket left open
         self._closers.add(task)
         task.add_done_callback(self._closers.discard)
+
+    async def _call(self, node: Client, *args: object) -> tuple[Reply, Error | None]:
+        """``node.cmd``, counted as in flight on that node's client."""
+        self._busy[node] = self._busy.get(node, 0) + 1
+        try:
+            return await node.cmd(*args)
+        finally:
+            self._done_with(node)
+
+    async def _call_pipeline(
+        self, node: Client, commands: Sequence[Sequence[object]]
+    ) -> tuple[list[list[Reply]] | None, Error | None]:
+        self._busy[node] = self._busy.get(node, 0) + 1
+        try:
+            return await node.pipeline(commands)
+        finally:
+            self._done_with(node)
+
+    def _done_with(self, node: Client) -> None:
+        left = self._busy[node] - 1
+        if left:
+            self._busy[node] = left
+            return
+        del self._busy[node]
+        idle = self._idle.pop(node, None)
+        if idle is not None and not idle.done():
+            idle.set_result(None)
 
     def _after_failure(self, address: str, readonly: bool, client: Client) -> None:
         """A call on ``client`` failed on the network: drop it if broken, re-read the map."""
@@ -269,7 +319,7 @@ class ClusterClient:
                 continue
             if not self._commands:
                 node = await self._node(address)
-                table, err = (None, node) if isinstance(node, Error) else await node.cmd(
+                table, err = (None, node) if isinstance(node, Error) else await self._call(node,
                     "COMMAND")
                 if err is not None:
                     last = err
@@ -287,10 +337,10 @@ class ClusterClient:
         node = await self._node(address)
         if isinstance(node, Error):
             return node
-        reply, err = await node.cmd("CLUSTER", "SHARDS")
+        reply, err = await self._call(node, "CLUSTER", "SHARDS")
         slot_map = SlotMap.from_shards(reply) if err is None else None
         if slot_map is None or not slot_map.covered():
-            reply, err = await node.cmd("CLUSTER", "SLOTS")
+            reply, err = await self._call(node, "CLUSTER", "SLOTS")
             if err is not None:
                 if isinstance(err, NetworkError):
                     self._after_failure(address, False, node)
@@ -321,7 +371,7 @@ class ClusterClient:
         node = await self._node(random.choice(nodes)) if nodes else NetworkError("no node")
         if isinstance(node, Error):
             return node
-        found, err = await node.cmd("COMMAND", "GETKEYS", *args)
+        found, err = await self._call(node, "COMMAND", "GETKEYS", *args)
         if err is not None:
             return [] if "no key arguments" in err else err
         return [argument_bytes(k) for k in found] if isinstance(found, list) else []
@@ -345,11 +395,63 @@ class ClusterClient:
         keys = await self._keys_of(args)
         if isinstance(keys, Error):
             return None, keys
+        if not keys:
+            request, response = self._commands.policy(args)
+            if request == "special":
+                return None, _whole_cluster(args)
+            if request in ("all_shards", "all_nodes") and response != "special":
+                return await self._fan_out(args, request, response)
         address, err = self._route(args, keys)
         if err is not None:
             return None, err
         readonly = self._replicas_wanted and self._commands.readonly(args)
         return await self._run(address, args, readonly)
+
+    async def _fan_out(self, args: Sequence[object], request: str,
+                       response: str) -> tuple[Reply, Error | None]:
+        """A command every primary (or node) must run; replies combined as its tips say."""
+        primaries = self._slots.nodes()
+        if not primaries:
+            return None, NetworkError("no cluster node known")
+        calls = [self._run(address, args) for address in primaries]
+        if request == "all_nodes":
+            calls += [self._run_on_replica(replica, args)
+                      for address in primaries for replica in self._slots.replicas.get(address, [])]
+        results = await asyncio.gather(*calls)
+        values = [value for value, err in results if err is None]
+        errors = [err for _, err in results if err is not None and err != NOT_FOUND]
+        if response == "one_succeeded" and values:
+            return values[0], None
+        if errors:
+            return None, errors[0]
+        if response in ("agg_sum", "agg_min", "agg_max"):
+            numbers = [v for v in values if isinstance(v, (int, float))]
+            combine = {"agg_sum": sum, "agg_min": min, "agg_max": max}[response]
+            return combine(numbers), None  # type: ignore[operator]
+        if response in ("agg_logical_and", "agg_logical_or"):
+            truth = all(values) if response == "agg_logical_and" else any(values)
+            return int(truth), None
+        if response in ("all_succeeded", "one_succeeded"):
+            return values[0] if values else None, None if values else NOT_FOUND
+        # No tip: arrays are joined (KEYS); otherwise the first answer there is.
+        if values and all(isinstance(v, list) for v in values):
+            return [item for v in values for item in v], None  # type: ignore[union-attr]
+        found = next((v for v in values if v is not None), None)
+        return found, None if found is not None else NOT_FOUND
+
+    async def _run_on_replica(self, address: str, args: Sequence[object]
+                              ) -> tuple[Reply, Error | None]:
+        node = await self._node(address, readonly=True)
+        if isinstance(node, Error):
+            return None, node
+        value, err = await self._call(node, *args)
+        if isinstance(err, NetworkError):
+            self._after_failure(address, True, node)
+        return value, err
+
+    def primaries(self) -> list[str]:
+        """The primaries' addresses, as the slot map has them now."""
+        return self._slots.nodes()
 
     async def _shared_cmd(self, args: Sequence[object]) -> tuple[Reply, Error | None]:
         """A keyless command that leaves no state, on any primary's shared connection."""
@@ -402,7 +504,7 @@ class ClusterClient:
                 address = None  # routed again on the refreshed map
                 continue
             if asking:
-                results, err = await node.pipeline([["ASKING"], list(args)])
+                results, err = await self._call_pipeline(node, [["ASKING"], list(args)])
                 if results is None:
                     self._after_failure(target, target != address, node)
                     return None, err
@@ -410,10 +512,12 @@ class ClusterClient:
                 value = reply[0]
                 err = reply[1] if len(reply) == 2 else NOT_FOUND if value is None else None  # type: ignore[assignment]
             else:
-                value, err = await node.cmd(*args)
+                value, err = await self._call(node, *args)
             if err is None or not isinstance(err, ServerError):
-                if err is CLOSED and not self._closed:
-                    # Dropped by another caller (it had failed) before this one sent.
+                if err is CLOSED and not self._closed and not is_blocking(
+                        command_name(args[0]), args):
+                    # A client dropped under a call is closed only once idle:
+                    # "closed" means this call found it closed, before sending.
                     unsent += 1
                     last = err
                     continue
@@ -475,6 +579,12 @@ class ClusterClient:
             keys = await self._keys_of(args)
             if isinstance(keys, Error):
                 return None, keys
+            if not keys and self._commands.policy(args)[0] in (
+                    "all_shards", "all_nodes", "special") and command_name(
+                    args[0]) not in _ANY_NODE_IN_A_PIPELINE:
+                name = command_name(args[0])
+                return None, UsageError(f"pipeline entry {position}: {name} runs on every "
+                                        "node of a cluster: send it with cmd()")
             all_keys += keys
             address, err = self._route(args, keys)
             if err is not None:
@@ -501,7 +611,7 @@ class ClusterClient:
                 self._schedule_refresh()
                 unsent.extend(indexes)  # not sent: each goes again on its own
                 return None
-            replies, err = await node.pipeline([commands[i] for i in indexes])
+            replies, err = await self._call_pipeline(node, [commands[i] for i in indexes])
             if replies is None:
                 if err is CLOSED and not self._closed:
                     unsent.extend(indexes)
@@ -605,12 +715,28 @@ class ClusterClient:
         for client in list(self._nodes.values()):
             await client.close(no_keepalive)
         self._nodes.clear()
+        for idle in self._idle.values():  # dropped clients close now, calls or not
+            if not idle.done():
+                idle.set_result(None)
         if self._closers:
             await asyncio.wait(list(self._closers))
         return True
 
     def _start(self) -> None:
         self._ticker = asyncio.get_running_loop().call_later(REFRESH_PERIOD, self._tick)
+
+
+#: Keyless commands a pipeline may carry to its node although cmd() sends them
+#: to every node: PING's answer is any node's; WAIT after the pipeline's
+#: writes counts those writes (it goes with them, to the pipeline's node).
+_ANY_NODE_IN_A_PIPELINE: Final = frozenset({"PING", "WAIT", "WAITAOF"})
+
+
+def _whole_cluster(args: Sequence[object]) -> UsageError:
+    name = command_name(args[0])
+    return UsageError(
+        f"{name} cannot run as one command on a cluster: each node has its own part "
+        "(and cursor). Run it on each primary: connect() to each of cluster.primaries()")
 
 
 def _refused(args: Sequence[object]) -> UsageError:

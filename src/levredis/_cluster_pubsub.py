@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ._client import Client, ReadResult, connect_with
 from ._config import Config
-from ._dispatch import NOTHING_TO_READ
+from ._dispatch import NOTHING_TO_READ, push_size
 from ._errors import CLOSED, TIMEOUT, Error, NetworkError, ServerError, UsageError
 from ._resp import Reply, argument_bytes
 from ._slots import key_slot
@@ -71,13 +71,20 @@ class ClusterPubSub:
         refresh: Callable[[], Awaitable[Error | None]],
         shared_cmd: Callable[[Sequence[object]], Awaitable[tuple[Reply, Error | None]]],
         limit: int,
+        byte_limit: int,
         timeout: float | None,
     ) -> None:
         self._node_config = node_config
         self._slot_map = slot_map
         self._refresh = refresh
         self._shared_cmd = shared_cmd
+        #: The queue's bounds (max_pushes, max_push_bytes); past them the
+        #: pumps stop and each connection's own bounds stop its socket.
         self._limit = max(1, limit)
+        self._byte_limit = max(1, byte_limit)
+        self._queue_bytes = 0
+        #: Shard channels the server dropped (their slot moved), per node, to restore.
+        self._moved: dict[str, list[bytes]] = {}
         self._timeout = timeout
         #: What the caller subscribed to, per kind (channel names as bytes).
         self.wanted: dict[str, set[bytes]] = {
@@ -319,12 +326,23 @@ class ClusterPubSub:
         if self._shard_of.get(name) != feed.key or name not in self.wanted["ssubscribe"]:
             return False  # the caller's own unsubscribe (its extra confirmations)
         del self._shard_of[name]
-        self._put((None, NetworkError(
-            f"shard channel {name.decode('utf-8', 'replace')!r} left {feed.address} "
-            "(its slot moved): subscribing again where it is served now; messages "
-            "published in between were not received")))
-        self._restore({"ssubscribe": [name]})
+        # A slot carries many channels: the server drops them one by one, in a
+        # burst; they make one notice and one restore.
+        if not self._moved:
+            asyncio.get_running_loop().call_soon(self._moved_away)
+        self._moved.setdefault(feed.address, []).append(name)
         return True
+
+    def _moved_away(self) -> None:
+        moved, self._moved = self._moved, {}
+        for address, names in moved.items():
+            if not names or self._closed:
+                continue
+            self._put((None, NetworkError(
+                f"{len(names)} shard channel(s) left {address} (their slot moved): "
+                "subscribing again where they are served now; messages published in "
+                "between were not received")))
+            self._restore({"ssubscribe": names})
 
     def _carries(self, feed: Feed) -> bool:
         if feed.key is None:
@@ -455,6 +473,8 @@ class ClusterPubSub:
 
     def _put(self, item: Item) -> None:
         self._queue.append(item)
+        if item[0] is not None:
+            self._queue_bytes += push_size(item[0]["value"])
         self._wake_readers()
 
     def _wake_readers(self) -> None:
@@ -465,7 +485,8 @@ class ClusterPubSub:
 
     async def _room(self) -> None:
         """Wait while the queue is full: the connection's own bound then applies."""
-        while len(self._queue) >= self._limit and not self._closed:
+        while (len(self._queue) >= self._limit
+               or self._queue_bytes >= self._byte_limit) and not self._closed:
             if self._space is None or self._space.done():
                 self._space = asyncio.get_running_loop().create_future()
             await self._space
@@ -481,8 +502,10 @@ class ClusterPubSub:
                 return None, CLOSED
             if self._queue:
                 item = self._queue.popleft()
-                if len(self._queue) < self._limit and self._space is not None \
-                        and not self._space.done():
+                if item[0] is not None:
+                    self._queue_bytes -= push_size(item[0]["value"])
+                if (len(self._queue) < self._limit and self._queue_bytes < self._byte_limit
+                        and self._space is not None and not self._space.done()):
                     self._space.set_result(None)
                 return item
             if not self._subscribed():

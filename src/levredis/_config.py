@@ -395,6 +395,27 @@ def _parse_address_string(text: str) -> Config:
     return Config(host=host, port=port, db=_check_db(db))
 
 
+def invalid_config(what: str, got: object) -> ConfigError:
+    """A config error for the cluster and sentinel forms: what is wrong, never a password.
+
+    A URL shows as ``redis://user:***@host``; in a list or tuple, each one does.
+    """
+    return ConfigError(f"invalid redis config: {what} (got {_shown(got)})")
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, str):
+        try:
+            return repr(_masked_url(value))
+        except ValueError:
+            return "<str>"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_shown(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        return "<mapping>"
+    return safe_repr(value)
+
+
 def _masked_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from ._client import Client, ReadResult, connect_with
-from ._config import Config, parse_config
+from ._config import Config, ConfigView, invalid_config, parse_config
 from ._errors import (
     CLOSED,
     TIMEOUT,
@@ -51,29 +51,25 @@ class SentinelSettings:
     role: str  # "primary" or "replica"
 
 
-def _invalid(what: str, got: object) -> ConfigError:
-    return ConfigError(f"invalid redis config: {what} (got {got!r})")
-
-
 def parse_sentinel_config(config: object) -> tuple[SentinelSettings, Config] | ConfigError:
     """The sentinels, the service and role, and the data nodes' config template."""
     if not isinstance(config, Mapping):
-        return _invalid("a sentinel config is a mapping with 'sentinels' and 'service'",
+        return invalid_config("a sentinel config is a mapping with 'sentinels' and 'service'",
                         type(config).__name__)
     sentinels = config.get("sentinels")
     if not isinstance(sentinels, (list, tuple)) or not sentinels:
-        return _invalid("sentinels must be a non-empty list of 'host:port' or redis:// URLs",
+        return invalid_config("sentinels must be a non-empty list of 'host:port' or redis:// URLs",
                         sentinels)
     service = config.get("service")
     if not isinstance(service, str) or not service:
-        return _invalid("service must be the name the sentinels monitor (a non-empty str)",
+        return invalid_config("service must be the name the sentinels monitor (a non-empty str)",
                         service)
     role = config.get("role", "primary")
     if role not in ("primary", "replica"):
-        return _invalid("role must be 'primary' or 'replica'", role)
+        return invalid_config("role must be 'primary' or 'replica'", role)
     for key in ("host", "port", "path"):
         if key in config:
-            return _invalid(f"the sentinels say where the nodes are: no {key!r}", config[key])
+            return invalid_config(f"the sentinels say where the nodes are: no {key!r}", config[key])
     node_keys = {k: v for k, v in config.items() if k not in _OWN_KEYS}
     template = parse_config({"host": "127.0.0.1", **node_keys})
     if isinstance(template, ConfigError):
@@ -135,7 +131,7 @@ class SentinelClient:
         view.pop("path", None)
         view.update(sentinels=[s.address for s in self._settings.sentinels],
                     service=self._settings.service, role=self._settings.role)
-        return view
+        return ConfigView(view)  # read-only, secrets masked in its repr
 
     @property
     def address(self) -> str | None:

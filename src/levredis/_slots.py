@@ -62,6 +62,8 @@ class CommandTable:
     def __init__(self, reply: Reply) -> None:
         # name -> (first key, last key, step, movable keys, read-only)
         self._specs: dict[str, tuple[int, int, int, bool, bool]] = {}
+        # name -> (request_policy, response_policy) from the command's tips (Redis 7+)
+        self._policies: dict[str, tuple[str, str]] = {}
         for entry in reply if isinstance(reply, list) else []:
             self._add(entry)
 
@@ -73,6 +75,15 @@ class CommandTable:
         if isinstance(first, int) and isinstance(last, int) and isinstance(step, int):
             self._specs[name_of(name)] = (first, last, step, "movablekeys" in flag_set,
                                         "readonly" in flag_set)
+        tips = entry[7] if len(entry) >= 8 and isinstance(entry[7], (list, set)) else []
+        policy = {"request_policy": "", "response_policy": ""}
+        for tip in tips:
+            kind, _, value = _text(tip).partition(":")
+            if kind in policy:
+                policy[kind] = value
+        if any(policy.values()):
+            self._policies[name_of(name)] = (policy["request_policy"],
+                                             policy["response_policy"])
         if len(entry) >= 10 and isinstance(entry[9], list):
             for sub in entry[9]:
                 self._add(sub)
@@ -97,6 +108,20 @@ class CommandTable:
             return []
         end = len(args) + last if last < 0 else last
         return [argument_bytes(args[i]) for i in range(first, min(end, len(args) - 1) + 1, step)]
+
+    def policy(self, args: Sequence[object]) -> tuple[str, str]:
+        """(request policy, response policy) of a command, as its tips say ("" if none).
+
+        ``all_shards``: every primary must run it (DBSIZE, KEYS, FLUSHALL,
+        WAIT ...); ``all_nodes``: every node (SCRIPT LOAD, CONFIG SET);
+        ``special``: no general rule (SCAN).
+        """
+        name = name_of(args[0])
+        if len(args) > 1:
+            sub = self._policies.get(f"{name}|{name_of(args[1])}")
+            if sub is not None:
+                return sub
+        return self._policies.get(name, ("", ""))
 
     def __bool__(self) -> bool:
         return bool(self._specs)

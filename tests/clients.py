@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import levredis
 
 
@@ -17,3 +21,17 @@ async def client_id(client: levredis.Client) -> int:
     value, err = await client.cmd("CLIENT", "ID")
     assert isinstance(value, int), err
     return value
+
+
+async def cancel_after_steps(start: Callable[[], Awaitable[Any]], steps: int) -> None:
+    """Start a connect-like call, cancel it after ``steps`` loop turns, close what it made."""
+    task = asyncio.ensure_future(start())
+    for _ in range(steps):
+        await asyncio.sleep(0.001)
+    task.cancel()
+    try:
+        client, _ = await task
+    except asyncio.CancelledError:
+        return
+    assert client is not None
+    await client.close()

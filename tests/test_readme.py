@@ -41,9 +41,9 @@ def test_the_readme_has_code_to_check() -> None:
     assert len(PYTHON) >= 5 and len(COMMANDS) >= 2
 
 
-@pytest.mark.parametrize("code", PYTHON, ids=[f"python-{n}" for n in range(len(PYTHON))])
-def test_python_blocks_run_and_print_what_they_say(code: str, own_server: RedisServer) -> None:
-    completed = subprocess.run([sys.executable, "-c", localize(code, own_server)],
+def run_block(code: str, server: RedisServer) -> None:
+    """Run a Python block against ``server``; each ``print(...)  # expected`` must hold."""
+    completed = subprocess.run([sys.executable, "-c", localize(code, server)],
                                capture_output=True, text=True, timeout=60, check=False)
     assert completed.returncode == 0, completed.stderr
     printed = completed.stdout.splitlines()
@@ -52,6 +52,11 @@ def test_python_blocks_run_and_print_what_they_say(code: str, own_server: RedisS
     assert len(printed) >= len(expected)
     for want, got in zip(expected, printed, strict=False):
         assert matches(want, got), (want, got)
+
+
+@pytest.mark.parametrize("code", PYTHON, ids=[f"python-{n}" for n in range(len(PYTHON))])
+def test_python_blocks_run_and_print_what_they_say(code: str, own_server: RedisServer) -> None:
+    run_block(code, own_server)
 
 
 @pytest.mark.parametrize("line", COMMANDS)

@@ -45,6 +45,16 @@ class LocalCluster:
             time.sleep(0.1)
         raise RuntimeError("the cluster did not reach cluster_state:ok")
 
+    def give_slot_away(self, slot: int, source_id: str) -> None:
+        """Move a slot holding no key from its primary (``source_id``) to another, at once."""
+        target_id = next(line.split()[0] for line in
+                         self.servers[0].command("CLUSTER", "NODES").splitlines()
+                         if "master" in line and source_id not in line)
+        for server in self.servers:
+            if "role:master" in server.command("INFO", "replication"):
+                server.command("CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
+        self.wait_ok()
+
     @property
     def seeds(self) -> list[str]:
         return [s.address for s in self.servers]

@@ -11,6 +11,7 @@ import pytest
 import levredis
 from levredis._cluster import ClusterClient
 from levredis._slots import key_slot
+from tests.clients import cancel_after_steps
 from tests.cluster.conftest import LocalCluster
 
 
@@ -376,18 +377,8 @@ async def test_clusterdown_is_retried_a_bounded_number_of_times(own_cluster: Loc
 
 async def test_cancelling_connect_cluster_leaks_no_node_connection(cluster: LocalCluster) -> None:
     for steps in range(0, 40, 3):
-        task = asyncio.ensure_future(levredis.connect_cluster(
-            {"nodes": cluster.seeds[:2], "timeout": 5}))
-        for _ in range(steps):
-            await asyncio.sleep(0.001)
-        task.cancel()
-        try:
-            client, _ = await task
-        except asyncio.CancelledError:
-            pass
-        else:
-            assert client is not None
-            await client.close()
+        await cancel_after_steps(lambda: levredis.connect_cluster(
+            {"nodes": cluster.seeds[:2], "timeout": 5}), steps)
         for _ in range(100):
             if all(stats["in_use"] == 0 and stats["opening"] == 0
                    for stats in levredis.pool_stats()):

@@ -298,13 +298,7 @@ async def test_a_shard_channel_whose_slot_moves_follows_it(own_cluster: LocalClu
 
     assert await read_until(subscriber, {("smessage", channel)}, publish, token) == []
     source, source_id = node_of(own_cluster, slot)
-    target_id = next(line.split()[0] for line in
-                     own_cluster.servers[0].command("CLUSTER", "NODES").splitlines()
-                     if "master" in line and source_id not in line)
-    for server in own_cluster.servers:  # the slot holds no key: give it away at once
-        if "role:master" in server.command("INFO", "replication"):
-            server.command("CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
-    own_cluster.wait_ok()
+    own_cluster.give_slot_away(slot, source_id)
     token = "after the move"
     errors = await read_until(subscriber, {("smessage", channel)}, publish, token)
     assert len(errors) == 1 and "subscribing again" in errors[0], errors
@@ -529,13 +523,7 @@ async def test_a_transaction_whose_slot_moved_is_sent_again_on_the_new_map(
     slot = key_slot(key.encode())
     assert await client.cmd("GET", key) == (None, "not found")  # the map is read now
     _, source_id = node_of(own_cluster, slot)
-    target_id = next(line.split()[0] for line in
-                     own_cluster.servers[0].command("CLUSTER", "NODES").splitlines()
-                     if "master" in line and source_id not in line)
-    for server in own_cluster.servers:  # the slot holds no key: give it away at once
-        if "role:master" in server.command("INFO", "replication"):
-            server.command("CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
-    own_cluster.wait_ok()
+    own_cluster.give_slot_away(slot, source_id)
     # The client's map still names the old owner: EXEC aborts there (MOVED), nothing runs.
     results, err = await client.pipeline([["MULTI"], ["INCR", key], ["INCR", key], ["EXEC"]])
     assert err is None and results is not None and results[-1] == [[1, 2]], results

@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 import levredis
+from tests.clients import cancel_after_steps
 from tests.sentinel.conftest import (
     NODE_PASS,
     SENTINEL_PASS,
@@ -231,17 +232,7 @@ async def test_the_primary_killed_is_followed(own_sentinel: LocalSentinel) -> No
 
 async def test_cancelling_connect_sentinel_leaks_nothing(sentinel: LocalSentinel) -> None:
     for steps in range(0, 30, 3):
-        task = asyncio.ensure_future(levredis.connect_sentinel(sentinel.config()))
-        for _ in range(steps):
-            await asyncio.sleep(0.001)
-        task.cancel()
-        try:
-            client, _ = await task
-        except asyncio.CancelledError:
-            pass
-        else:
-            assert client is not None
-            await client.close()
+        await cancel_after_steps(lambda: levredis.connect_sentinel(sentinel.config()), steps)
         leaked = [s for s in levredis.pool_stats() if s["in_use"] or s["opening"]]
         assert leaked == [], (steps, leaked)
     await levredis.close_pool()

@@ -93,6 +93,8 @@ class ClusterPubSub:
         self._shard_of: dict[bytes, str] = {}
         self._feeds: dict[str | None, Feed] = {}
         self._opening: dict[str | None, asyncio.Task[Feed | Error]] = {}
+        #: Callers waiting for a feed to open, per key (it is not tidied meanwhile).
+        self._waiting: dict[str | None, int] = {}
         self._queue: deque[Item] = deque()
         self._readers: list[asyncio.Future[None]] = []
         self._space: asyncio.Future[None] | None = None
@@ -192,7 +194,8 @@ class ClusterPubSub:
 
     def _tidy(self, feed: Feed) -> None:
         """Close a feed that never carried anything (its pump starts with the first command)."""
-        if feed.pump is None and feed.inflight == 0 and not self._carries(feed):
+        if (feed.pump is None and feed.inflight == 0 and feed.key not in self._waiting
+                and not self._carries(feed) and self._feeds.get(feed.key) is feed):
             self._retire(feed, None)
 
     async def _shard_unsubscribe(self, args: Sequence[object],
@@ -252,13 +255,24 @@ class ClusterPubSub:
             task = asyncio.ensure_future(self._open(key, address))
             self._opening[key] = task
             task.add_done_callback(lambda _: self._opening.pop(key, None))
+        self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if task.cancelled() and current is not None and not current.cancelling():
                 return CLOSED  # close() stopped the opening, not our caller
+            # Our caller left: once open, the connection may carry nothing.
+            task.add_done_callback(self._opened_for_nobody)
             raise
+        finally:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key]
+
+    def _opened_for_nobody(self, task: asyncio.Task[Feed | Error]) -> None:
+        if not task.cancelled() and isinstance(task.result(), Feed):
+            self._tidy(task.result())  # type: ignore[arg-type]
 
     async def _open(self, key: str | None, address: str | None) -> Feed | Error:
         if address is None:

@@ -92,7 +92,7 @@ async def open_connection(
     except Exception as exc:
         error = exc.error if isinstance(exc, _Failed) else error_from_exception(exc)
         if (connection is not None and config.ssl is not False
-                and type(error) is NetworkError):
+                and type(error) is NetworkError and connection.error is not None):
             # A server that rejects a client certificate may close before its
             # alert can be read: say what that most likely means.
             error = TLSError(f"{error} {CLOSED_AFTER_TLS_HANDSHAKE}")

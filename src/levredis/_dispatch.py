@@ -33,10 +33,19 @@ NOTHING_TO_READ: Final = UsageError(
 
 
 def push_size(value: Reply) -> int:
-    """The bytes a push holds, for flow control: its strings, one level deep."""
+    """The bytes a push holds, for flow control: its strings, at any depth."""
     if isinstance(value, list):
-        return 16 * len(value) + sum(len(item) for item in value
-                                     if isinstance(item, (str, bytes)))
+        total = 16 * len(value)
+        for item in value:
+            if isinstance(item, (str, bytes)):
+                total += len(item)
+            elif isinstance(item, (list, dict, set)):
+                total += push_size(item)
+        return total
+    if isinstance(value, dict):
+        return push_size([*value.keys(), *value.values()])
+    if isinstance(value, set):
+        return push_size(list(value))
     return len(value) if isinstance(value, (str, bytes)) else 16
 
 

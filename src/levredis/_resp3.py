@@ -202,6 +202,12 @@ class Resp3Parser:
                     # Not an element: the value it annotates comes next.
                     self.last_attribute = value
                     break
+                if frame.kind == PUSH and stack:
+                    # Out-of-band data the server wrote in the middle of a reply
+                    # (Redis 7.0 does, inside EXEC's array): not an element of
+                    # it. It is handed over now; the reply goes on after it.
+                    self.kind = PUSH
+                    return value
             else:
                 self.kind = self._top
                 self._compact()
@@ -242,7 +248,10 @@ class Resp3Parser:
         # BIG_NUMBER
         if not _BIG.fullmatch(line):
             raise RespError(f"invalid big number {line[:40]!r}")
-        return int(line)
+        try:
+            return int(line)
+        except ValueError:  # beyond Python's int-from-text limit (4,300 digits)
+            return line.decode("ascii")
 
     def _finish(self, frame: _Frame) -> Any:
         items = frame.items
@@ -254,12 +263,18 @@ class Resp3Parser:
                 value = set(items)
             except TypeError:  # a member is itself an aggregate
                 value = items
+            else:
+                if len(value) < len(items):  # 1, true and 1.0 are one in Python
+                    value = items
         else:  # MAP, ATTRIBUTE
+            pairs = [[key, item] for key, item in zip(items[::2], items[1::2], strict=True)]
             try:
                 value = dict(zip(items[::2], items[1::2], strict=True))
             except TypeError:  # a key is itself an aggregate
-                value = [[key, item] for key, item in zip(items[::2], items[1::2],
-                                                           strict=True)]
+                value = pairs
+            else:
+                if len(value) < len(pairs):  # keys distinct on the wire, equal in Python
+                    value = pairs
         return value
 
 

@@ -28,6 +28,7 @@ from ._errors import (
     ConfigError,
     Error,
     NetworkError,
+    ProtocolError,
     ServerError,
     TLSError,
     UsageError,
@@ -40,6 +41,8 @@ log: Final = logging.getLogger("levredis")
 _OWN_KEYS: Final = ("sentinels", "service", "role", "sentinel_auth", "sentinel_ssl")
 #: How long a call may wait for a primary to be found when the config has no timeout.
 FIND_LIMIT: Final = 30.0
+#: How long one sentinel may take to answer before the next one is asked.
+_SENTINEL_ANSWER_LIMIT: Final = 2.0
 #: How long a replaced connection may take to finish the calls it carries.
 _DRAIN_LIMIT: Final = 5.0
 
@@ -81,8 +84,17 @@ def parse_sentinel_config(config: object) -> tuple[SentinelSettings, Config] | C
         seed = parse_config(entry)
         if isinstance(seed, ConfigError):
             return seed
-        sentinel = parse_config({"host": seed.host, "port": seed.port,
-                                 **{k: v for k, v in own.items() if v is not None}})
+        # What a sentinel's own URL says (rediss://, user:pass@) holds for it;
+        # sentinel_ssl and sentinel_auth fill in what it does not say.
+        mine = {k: v for k, v in own.items() if v is not None}
+        if seed.ssl is not False:
+            if mine.get("ssl") is False:
+                return invalid_config("a rediss:// sentinel with sentinel_ssl=False", entry)
+            if mine.get("ssl") in (None, True):
+                mine["ssl"] = True  # else the context or files given for the sentinels
+        if seed.auth is not None:
+            mine["auth"] = dict(seed.auth)
+        sentinel = parse_config({"host": seed.host, "port": seed.port, **mine})
         if isinstance(sentinel, ConfigError):
             return ConfigError(sentinel.replace("invalid redis config: ",
                                                 "invalid redis config: sentinel_"))
@@ -284,7 +296,11 @@ class SentinelClient:
         return client
 
     async def _find(self) -> tuple[Client, str] | Error:
-        """Ask the sentinels until a node answers ROLE as the wanted role, within the limit."""
+        """Ask the sentinels until a node answers ROLE as the wanted role, within the limit.
+
+        Each sentinel in turn: one that is silent, wrong or stale does not stop
+        the others from being asked; every step is bounded by the deadline.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self._template.timeout or FIND_LIMIT)
         delay = 0.05
@@ -294,32 +310,39 @@ class SentinelClient:
             # back, a failover ending); a refused password will not.
             transient = False
             announced, self._announced = self._announced, None
-            candidates: list[tuple[str, Config | None]] = []
-            if announced is not None:
-                candidates.append((announced, None))
             promoting = self._promoting
+            sources: list[tuple[Config | None, list[str] | None]]
             if promoting is not None and promoting[1] > loop.time():
                 # A failover is promoting this replica: the old primary may still
                 # answer "master" (and lose what it accepts), so wait for this one.
-                candidates = [(promoting[0], None)]
-            for sentinel in list(self._sentinels) if len(candidates) == 0 else ():
-                found = await self._ask(sentinel)
-                if isinstance(found, Error):
-                    last = _where(found, f"sentinel {sentinel.address}")
-                    transient = transient or not _final(found)
-                    continue
-                candidates += [(address, sentinel) for address in found]
-                break
-            for address, source in candidates:
-                checked = await self._check(address)
-                if isinstance(checked, Error):
-                    last = _where(checked, f"node {address}")
-                    transient = transient or not _final(checked)
-                    continue
-                if source is not None:  # it answered: ask it first next time
-                    self._sentinels.remove(source)
-                    self._sentinels.insert(0, source)
-                return checked, address
+                sources = [(None, [promoting[0]])]
+            else:
+                sources = [(None, [announced])] if announced is not None else []
+                sources += [(sentinel, None) for sentinel in self._sentinels]
+            for source, addresses in sources:
+                if loop.time() >= deadline:
+                    break  # (keeping the error that used the time up)
+                if addresses is None:
+                    assert source is not None
+                    # A silent sentinel is passed over for the next one.
+                    found = await _within(deadline, self._ask(source), _SENTINEL_ANSWER_LIMIT)
+                    if isinstance(found, Error):
+                        last = _where(found, f"sentinel {source.address}")
+                        transient = transient or not _final(found)
+                        continue
+                    addresses = found
+                for address in addresses:
+                    # Named by a sentinel: during a failover that is still the old
+                    # primary; announced or being promoted: the new one.
+                    checked = await _within(deadline, self._check(address, source is not None))
+                    if isinstance(checked, Error):
+                        last = _where(checked, f"node {address}")
+                        transient = transient or not _final(checked)
+                        continue
+                    if source is not None:  # it answered: ask it first next time
+                        self._sentinels.remove(source)
+                        self._sentinels.insert(0, source)
+                    return checked, address
             if not transient or loop.time() + delay >= deadline:
                 return last
             await asyncio.sleep(delay)
@@ -352,23 +375,59 @@ class SentinelClient:
         finally:
             await client.close()
 
-    async def _check(self, address: str) -> Client | Error:
-        """A client on ``address`` if its ROLE is the wanted one."""
+    async def _check(self, address: str, named: bool = False) -> Client | Error:
+        """A client on ``address`` if its ROLE is the wanted one (and no failover is under way)."""
         host, _, port = address.rpartition(":")
+        if not port.isdigit() or not 0 < int(port) < 65536 or not host:
+            return ProtocolError(f"protocol error: the sentinels gave no valid address "
+                                 f"({address[:60]!r})")
         config = dataclasses.replace(self._template, host=host.strip("[]"), port=int(port))
         client, err = await connect_with(config)
         if client is None:
             return err or NetworkError(f"cannot connect to {address}")
-        role, err = await client.cmd("ROLE")
-        wanted = "master" if self._settings.role == "primary" else "slave"
-        if err is None and isinstance(role, list) and role and _text(role[0]) == wanted:
-            return client
-        await client.close(no_keepalive=True)
-        if err is not None:
-            return err
-        seen = _text(role[0]) if isinstance(role, list) and role else "?"
-        return NetworkError(f"it is a {seen}, not the {self._settings.role} "
-                            "(a failover may be under way)")
+        keep = False
+        try:
+            role, err = await client.cmd("ROLE")
+            wanted = "master" if self._settings.role == "primary" else "slave"
+            if err is None and isinstance(role, list) and role and _text(role[0]) == wanted:
+                if named and self._settings.role == "primary" and await self._failing_over():
+                    return NetworkError("a failover is under way: waiting for the new primary")
+                keep = True
+                return client
+            if err is not None:
+                return err
+            seen = _text(role[0]) if isinstance(role, list) and role else "?"
+            return NetworkError(f"it is a {seen}, not the {self._settings.role} "
+                                "(a failover may be under way)")
+        finally:
+            if not keep:  # also when cancelled: nothing is left open
+                await asyncio.shield(client.close(no_keepalive=True))
+
+    async def _failing_over(self) -> bool:
+        """Whether a sentinel says a failover of the service is in progress.
+
+        Only the sentinel leading it says so; until its +switch-master the old
+        primary still answers "master", and what it accepts would be lost.
+        """
+        async def ask(sentinel: Config) -> bool:
+            client, _ = await connect_with(sentinel)
+            if client is None:
+                return False
+            try:
+                reply, err = await client.cmd("SENTINEL", "MASTER", self._settings.service)
+            finally:
+                await asyncio.shield(client.close())
+            if err is not None or not isinstance(reply, (list, dict)):
+                return False
+            return "failover_in_progress" in _pairs(reply).get("flags", "")
+
+        limit = min(self._template.timeout or FIND_LIMIT, _SENTINEL_ANSWER_LIMIT)
+        try:
+            async with asyncio.timeout(limit):
+                answers = await asyncio.gather(*(ask(s) for s in self._settings.sentinels))
+        except TimeoutError:
+            return False  # silent sentinels: the ROLE check stands
+        return any(answers)
 
     def _retire(self, client: Client) -> None:
         """Close a replaced node's client once the calls it carries are answered."""
@@ -481,6 +540,16 @@ class SentinelClient:
 _EVENTS: Final = ("+switch-master", "+failover-state-send-slaveof-noone",
                   "-failover-abort-not-elected", "-failover-abort-no-good-slave",
                   "-failover-abort-slave-timeout", "+failover-end-for-timeout")
+
+
+async def _within(deadline: float, step: Any, cap: float | None = None) -> Any:
+    """Await one step of a search, never past the search's deadline (nor ``cap``)."""
+    remaining = deadline - asyncio.get_running_loop().time()
+    try:
+        async with asyncio.timeout(max(min(remaining, cap or remaining), 0)):
+            return await step
+    except TimeoutError:
+        return TIMEOUT
 
 
 def _unknown(service: str) -> NetworkError:

@@ -109,6 +109,7 @@ class SessionState:
         "_push_plans",
         "authenticated",
         "resp3",
+        "tracking",
         "current_db",
         "db",
         "dirty",
@@ -123,6 +124,8 @@ class SessionState:
     def __init__(self, db: int, authenticated: bool = False, resp3: bool = False) -> None:
         #: RESP3: pushes come typed as such (``>``), and HELLO may only say 3.
         self.resp3 = resp3
+        #: CLIENT TRACKING is on (RESP3): invalidation pushes may arrive.
+        self.tracking = False
         #: The db the pool key promises, and the one the server has selected.
         self.db = db
         self.current_db = db
@@ -204,6 +207,10 @@ class SessionState:
             self._push_plans += 1
         elif name == "SELECT" and len(args) == 2:
             return Plan(name, 1, queued=False, argument=_db_number(args[1]))
+        elif name == "CLIENT" and len(args) >= 3 and command_name(args[1]) == "TRACKING":
+            mode = command_name(args[2])
+            return Plan(name, 1, queued=False,
+                        argument=1 if mode == "ON" else 0 if mode == "OFF" else None)
         return Plan(name, 1, queued=False)
 
     def _refusal(self, name: str, args: Sequence[object]) -> UsageError | None:
@@ -223,6 +230,10 @@ class SessionState:
                     f"CLIENT REPLY {mode} is not supported: without replies, "
                     "levredis could not match replies to callers"
                 )
+        elif name == "RESET" and self.resp3:
+            return UsageError(
+                "RESET is refused on a RESP3 connection: the server would switch it back "
+                "to RESP2 while levredis still reads RESP3; close the client instead")
         elif name == "HELLO" and len(args) >= 2:
             spoken = "3" if self.resp3 else "2"
             if command_name(args[1]) != spoken:
@@ -343,6 +354,9 @@ class SessionState:
             self._reset()
         elif name == "CLIENT":
             self.dirty = self.dirty or "CLIENT changed the session"
+            if self.resp3 and plan.argument is not None:
+                # CLIENT TRACKING ON|OFF: invalidations may arrive as pushes.
+                self.tracking = plan.argument == 1
         else:  # AUTH, HELLO, QUIT, READONLY, READWRITE
             self.dirty = self.dirty or f"{name} changed the session"
 
@@ -380,7 +394,7 @@ class SessionState:
     @property
     def pushes_possible(self) -> bool:
         """Whether anything may still arrive that no command asked for."""
-        return self.listening or self._push_plans > 0
+        return self.listening or self._push_plans > 0 or self.tracking
 
     def in_transaction(self) -> bool:
         """MULTI sent or open: a blocking command is queued, not blocking."""

@@ -79,16 +79,29 @@ def parse_tls(value: Mapping[Any, Any]) -> TLSOptions:
         path = value.get(name)
         if path is None:
             continue
-        if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-            raise TLSSettingError(f"ssl {name} must be a file path", path)
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise TLSSettingError(f"ssl {name}: no such file", path)
-        values[name] = path
+        try:
+            text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+        except TypeError:  # an os.PathLike whose __fspath__ returns no path
+            text = None
+        if not isinstance(text, str) or not text:
+            raise TLSSettingError(f"ssl {name} must be a file path (str or pathlib.Path)",
+                                  _Shown(type(path).__name__))
+        if not os.path.isfile(text):
+            what = "is a directory, not a file" if os.path.isdir(text) else "no such file"
+            raise TLSSettingError(f"ssl {name}: {what}", text)
+        # Absolute: "client.pem" from two working directories is two files.
+        values[name] = os.path.abspath(text)
     password = value.get("password")
     if password is not None:
         if not isinstance(password, str):
             raise TLSSettingError("ssl password must be a str", _Shown(type(password).__name__))
+        try:
+            encoded = password.encode("utf-8")
+        except UnicodeEncodeError:
+            raise TLSSettingError("ssl password cannot be sent as UTF-8 (a lone surrogate)",
+                                  _Shown(_MASK)) from None
+        if len(encoded) > 1023:  # OpenSSL's own limit for a key's pass phrase
+            raise TLSSettingError("ssl password is longer than 1023 bytes", _Shown(_MASK))
         if "cert" not in values:
             raise TLSSettingError("ssl password is the client key's: give cert (and key) too",
                                   _Shown(_MASK))
@@ -117,17 +130,32 @@ def _context(values: dict[str, Any]) -> ssl.SSLContext:
     if context is not None:
         _contexts.move_to_end(cache_key)
         return context
+    asked: list[bool] = []
+
+    def no_password() -> bytes:
+        # Without a password callback OpenSSL would prompt on the terminal
+        # and block the event loop: an encrypted key without one fails now.
+        asked.append(True)
+        return b""
+
     try:
         context = ssl.create_default_context(cafile=values.get("ca"))
         if not values["verify"]:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         if "cert" in values:
-            context.load_cert_chain(values["cert"], values.get("key"), secret)
-    except (ssl.SSLError, OSError) as exc:
+            context.load_cert_chain(values["cert"], values.get("key"),
+                                    secret if secret is not None else no_password)
+    except (ssl.SSLError, OSError, ValueError) as exc:
         # The reason names the problem (bad decrypt, key mismatch, no PEM),
         # never the password.
-        reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+        if asked:
+            raise TLSSettingError("ssl key is encrypted: give its password",
+                                  _Shown(values.get("key") or values["cert"])) from None
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) \
+            or type(exc).__name__
+        if secret is not None and reason in ("PEM lib", "BAD_DECRYPT", "bad decrypt"):
+            reason = f"{reason} (a wrong password for the key?)"
         raise TLSSettingError(f"ssl files could not be loaded: {reason}",
                               _Shown(", ".join(f"{name}={values[name]}" for name in
                                                ("ca", "cert", "key") if name in values))) from None

@@ -360,7 +360,7 @@ class SentinelClient:
                 if err is not None:
                     return _unknown(service) if err == "not found" else err
                 if isinstance(reply, list) and len(reply) == 2:
-                    return [f"{_text(reply[0])}:{_text(reply[1])}"]
+                    return _addresses([f"{_text(reply[0])}:{_text(reply[1])}"])
                 return NetworkError("the sentinel gave no address")
             reply, err = await client.cmd("SENTINEL", "REPLICAS", service)
             if err is not None:
@@ -371,16 +371,16 @@ class SentinelClient:
             if not healthy:
                 return NetworkError(f"the sentinel knows no healthy replica of {service!r}")
             random.shuffle(healthy)
-            return [f"{info['ip']}:{info['port']}" for info in healthy]
+            return _addresses([f"{info['ip']}:{info['port']}" for info in healthy])
         finally:
             await client.close()
 
     async def _check(self, address: str, named: bool = False) -> Client | Error:
         """A client on ``address`` if its ROLE is the wanted one (and no failover is under way)."""
+        invalid = _addresses([address])
+        if isinstance(invalid, Error):
+            return invalid
         host, _, port = address.rpartition(":")
-        if not port.isdigit() or not 0 < int(port) < 65536 or not host:
-            return ProtocolError(f"protocol error: the sentinels gave no valid address "
-                                 f"({address[:60]!r})")
         config = dataclasses.replace(self._template, host=host.strip("[]"), port=int(port))
         client, err = await connect_with(config)
         if client is None:
@@ -550,6 +550,15 @@ async def _within(deadline: float, step: Any, cap: float | None = None) -> Any:
             return await step
     except TimeoutError:
         return TIMEOUT
+
+
+def _addresses(found: list[str]) -> list[str] | Error:
+    """``host:port`` addresses as a sentinel gave them, or the protocol error they are."""
+    for address in found:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            return ProtocolError(f"protocol error: not a node address: {address[:60]!r}")
+    return found
 
 
 def _unknown(service: str) -> NetworkError:

@@ -81,7 +81,7 @@ def parse_tls(value: Mapping[Any, Any]) -> TLSOptions:
             continue
         try:
             text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
-        except TypeError:  # an os.PathLike whose __fspath__ returns no path
+        except Exception:  # an os.PathLike whose __fspath__ fails or returns no path
             text = None
         if not isinstance(text, str) or not text:
             raise TLSSettingError(f"ssl {name} must be a file path (str or pathlib.Path)",

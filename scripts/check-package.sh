@@ -30,7 +30,7 @@ grep -q "/src/levredis/_speedups.c$" "$work/sdist.txt" || { echo "sdist lacks th
 for needed in tests/conftest.py tests/unit/test_resp.py docs/index.md examples/quickstart.py CHANGELOG.md; do
   grep -q "/$needed$" "$work/sdist.txt" || { echo "sdist lacks $needed"; exit 1; }
 done
-if grep -q "\.egg-info/PKG-INFO$" "$work/sdist.txt"; then echo "sdist carries an egg-info"; exit 1; fi
+if grep -q "\.egg-info/" "$work/sdist.txt"; then echo "sdist carries an egg-info"; exit 1; fi
 mkdir "$work/unpacked"
 tar -xzf "$work"/dist/levredis-*.tar.gz -C "$work/unpacked" --strip-components 1
 python3 -m venv "$work/sdist-venv"

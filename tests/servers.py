@@ -25,11 +25,23 @@ def free_port() -> int:
 
 
 def free_cluster_port() -> int:
-    """A free port p <= 55535 whose cluster bus port p + 10000 is free too."""
+    """A free port p whose cluster bus port p + 10000 is free too.
+
+    Both lie below the ephemeral range the system gives connections and
+    ``free_port()`` (here 32768-60999): no other socket of the tests can take
+    them between this check and the server's start.
+    """
     import random
 
+    low = 1024
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            low = int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    top = low - 10001 if low > 12000 else 55535  # no range known: as before
     while True:
-        port = random.randint(20000, 55535)
+        port = random.randint(min(2000, top), top)
         try:
             for candidate in (port, port + 10000):
                 with socket.socket() as sock:

@@ -16,7 +16,11 @@ REDIS_CLI = shutil.which("redis-cli") or "redis-cli"
 
 class LocalCluster:
     def __init__(self) -> None:
-        self.servers = [
+        self.servers = self._new_servers()
+
+    @staticmethod
+    def _new_servers() -> list[RedisServer]:
+        return [
             RedisServer(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                          "--cluster-node-timeout", "1000", "--cluster-replica-validity-factor",
                          "0"], port=free_cluster_port())
@@ -24,12 +28,24 @@ class LocalCluster:
         ]
 
     def start(self) -> LocalCluster:
-        for server in self.servers:
-            server.start()
-        subprocess.run([REDIS_CLI, "--cluster", "create", *(s.address for s in self.servers),
-                        "--cluster-replicas", "1", "--cluster-yes"],
-                       check=True, capture_output=True, timeout=60)
-        self.wait_ok()
+        # A cluster bus port (port + 10000) can be taken between the check and
+        # the server's start (an ephemeral port of another test's connection):
+        # the nodes then never meet. Start over on other ports, a few times.
+        for attempt in range(3):
+            try:
+                for server in self.servers:
+                    server.start()
+                subprocess.run([REDIS_CLI, "--cluster", "create",
+                                *(s.address for s in self.servers),
+                                "--cluster-replicas", "1", "--cluster-yes"],
+                               check=True, capture_output=True, timeout=30)
+                self.wait_ok()
+                return self
+            except (subprocess.SubprocessError, RuntimeError):
+                self.cleanup()
+                if attempt == 2:
+                    raise
+                self.servers = self._new_servers()
         return self
 
     def wait_ok(self, limit: float = 30.0) -> None:

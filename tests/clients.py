@@ -23,11 +23,13 @@ async def client_id(client: levredis.Client) -> int:
     return value
 
 
-async def cancel_after_steps(start: Callable[[], Awaitable[Any]], steps: int) -> None:
-    """Start a connect-like call, cancel it after ``steps`` loop turns, close what it made."""
+async def cancel_after_steps(start: Callable[[], Awaitable[Any]], steps: int,
+                             pause: float = 0.001) -> None:
+    """Start a connect-like call, cancel it after ``steps`` sleeps of ``pause``
+    (0: single loop turns), close what it made."""
     task = asyncio.ensure_future(start())
     for _ in range(steps):
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(pause)
     task.cancel()
     try:
         client, _ = await task

@@ -25,6 +25,7 @@ import trustme
 
 import levredis
 from tests.fakepeer import FakePeer, read_command
+from tests.integration.test_resp3 import connect3
 from tests.servers import RedisServer, tls_args
 
 
@@ -34,13 +35,6 @@ def debug_server() -> Iterator[RedisServer]:
     server = RedisServer(["--enable-debug-command", "yes"]).start()
     yield server
     server.cleanup()
-
-
-async def connect3(server: RedisServer, **options: object) -> levredis.Client:
-    client, err = await levredis.connect({"host": "127.0.0.1", "port": server.port,
-                                          "protocol": 3, "timeout": 5, **options})
-    assert client is not None, err
-    return client
 
 
 def encrypted_key(issued: trustme.LeafCert, path: Path, password: bytes) -> None:

@@ -17,12 +17,12 @@ import contextlib
 import gc
 import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 import levredis
+from tests.clients import cancel_after_steps
 from tests.fakepeer import FakePeer, Script, read_command
 from tests.sentinel.conftest import SENTINEL_PASS, SERVICE, LocalSentinel
 from tests.servers import RedisServer, sockets_connected_to
@@ -91,20 +91,6 @@ def node() -> Iterator[RedisServer]:
     server.cleanup()
 
 
-async def cancel_after_turns(start: Callable[[], Awaitable[Any]], turns: int) -> None:
-    """Start a connect-like call, cancel it after ``turns`` loop turns, close what it made."""
-    task = asyncio.ensure_future(start())
-    for _ in range(turns):
-        await asyncio.sleep(0)
-    task.cancel()
-    try:
-        client, _ = await task
-    except asyncio.CancelledError:
-        return
-    assert client is not None
-    await client.close()
-
-
 # -- a cancelled search -------------------------------------------------------------
 
 
@@ -149,7 +135,8 @@ async def test_cancelling_connect_sentinel_at_many_points_leaves_nothing_open(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for turns in range(0, 150):  # every loop turn of the search, one by one
-            await cancel_after_turns(lambda: levredis.connect_sentinel(sentinel.config()), turns)
+            await cancel_after_steps(lambda: levredis.connect_sentinel(sentinel.config()),
+                                     turns, pause=0)
             busy = [s for s in levredis.pool_stats() if s["in_use"] or s["opening"]]
             assert busy == [], (turns, busy)
         gc.collect()

@@ -18,6 +18,7 @@ from typing import Any, Final, Literal, TypedDict
 
 from . import _pool
 from ._blocking import BLOCKING, RECOVERING, RECOVERY_LIMIT, Recovery, is_blocking
+from ._cache import READ, Cache, Keys, Marker
 from ._config import Config, ConfigView, parse_config
 from ._connection import open_connection
 from ._errors import (
@@ -181,35 +182,82 @@ class Client:
             connection, limit = ready
         first = args[0]
         name = first.upper() if type(first) is str else command_name(first)
-        if name in BLOCKING and is_blocking(name, args):
-            if connection.state.is_plain():
-                return await self._run_blocking(name, args, data)
-            if not connection.state.in_transaction():
-                # Session state it depends on (a SELECTed db ...): it runs here.
-                return await self._block(connection, name, args, data,
-                                         None if limit is None else self._loop.time() + limit,
-                                         own=True)
-        if connection.write_paused:
-            stopped = await self._writable(connection, limit)
-            if stopped is not None:
-                return None, stopped
-        plan = connection.state.plan_command(args)
-        if plan is None:
-            future: asyncio.Future[Any] = connection.request(data)
-        elif plan.__class__ is UsageError:
-            return None, plan
-        else:
-            future = connection.request_batch(data, 1, [plan])  # type: ignore[list-item]
-        if limit is None:
-            value = await future
-        else:
-            handle = self._loop.call_later(limit, connection.time_out, future)
-            try:
+        cache = connection.cache
+        written: Keys | None = None
+        if cache is not None:
+            use = cache.classify(name, args)
+            if use is not None:
+                if use[0] == READ:
+                    if not connection.state.in_transaction():
+                        return await self._through_cache(connection, cache, use[1], data, limit)
+                else:
+                    written = use[1]
+        try:
+            if name in BLOCKING and is_blocking(name, args):
+                if connection.state.is_plain():
+                    return await self._run_blocking(name, args, data)
+                if not connection.state.in_transaction():
+                    # Session state it depends on (a SELECTed db ...): it runs here.
+                    return await self._block(connection, name, args, data,
+                                             None if limit is None else self._loop.time() + limit,
+                                             own=True)
+            if connection.write_paused:
+                stopped = await self._writable(connection, limit)
+                if stopped is not None:
+                    return None, stopped
+            plan = connection.state.plan_command(args)
+            if plan is None:
+                future: asyncio.Future[Any] = connection.request(data)
+            elif plan.__class__ is UsageError:
+                return None, plan
+            else:
+                future = connection.request_batch(data, 1, [plan])  # type: ignore[list-item]
+            if limit is None:
                 value = await future
-            finally:
-                handle.cancel()
-        if plan is not None and not isinstance(value, Error):
-            value = value[0]  # the first reply is the command's own
+            else:
+                handle = self._loop.call_later(limit, connection.time_out, future)
+                try:
+                    value = await future
+                finally:
+                    handle.cancel()
+            if plan is not None and not isinstance(value, Error):
+                value = value[0]  # the first reply is the command's own
+            if value is None:
+                return None, NOT_FOUND
+            if isinstance(value, Error):
+                return None, value
+            return value, None
+        finally:
+            if written is not None:
+                cache.wrote(written)  # type: ignore[union-attr]  # (set with cache)
+
+    async def _through_cache(
+        self, connection: RedisProtocol, cache: Cache, keys: Keys, data: bytes,
+        limit: float | None,
+    ) -> tuple[Reply, Error | None]:
+        """A cacheable read: from the cache, or from the server and then kept."""
+        value = cache.get(data)
+        if isinstance(value, Marker):  # a miss
+            if connection.write_paused:
+                stopped = await self._writable(connection, limit)
+                if stopped is not None:
+                    return None, stopped
+            fill = cache.begin(keys)  # type: ignore[arg-type]  # (a read's keys: a list)
+            try:
+                future = connection.request(data)
+                if limit is None:
+                    value = await future
+                else:
+                    handle = self._loop.call_later(limit, connection.time_out, future)
+                    try:
+                        value = await future
+                    finally:
+                        handle.cancel()
+            except BaseException:
+                cache.abandon(fill)  # the caller left: nothing is kept
+                raise
+            # Kept only if no invalidation of its keys arrived before it was taken.
+            value = cache.finish(fill, data, value)
         if value is None:
             return None, NOT_FOUND
         if isinstance(value, Error):
@@ -249,17 +297,23 @@ class Client:
         if isinstance(plans, UsageError):
             return None, plans
         count = len(plans)
+        cache = connection.cache
+        written = None if cache is None else cache.written_by(commands)
         future = connection.request_batch(
             b"".join(parts), count, None if plans.count(None) == count else plans
         )
-        if limit is None:
-            replies = await future
-        else:
-            handle = self._loop.call_later(limit, connection.time_out, future)
-            try:
+        try:
+            if limit is None:
                 replies = await future
-            finally:
-                handle.cancel()
+            else:
+                handle = self._loop.call_later(limit, connection.time_out, future)
+                try:
+                    replies = await future
+                finally:
+                    handle.cancel()
+        finally:
+            if written is not None:
+                cache.wrote(written)  # type: ignore[union-attr]
         if isinstance(replies, Error):
             return None, replies
         return [

@@ -82,6 +82,9 @@ def parse_cluster_config(config: object) -> tuple[list[Config], bool] | ConfigEr
         if key in options:
             return invalid_config(f"a cluster config names its nodes in 'nodes', not {key!r}",
                             options[key])
+    if options.get("cache") not in (None, False):
+        return invalid_config("the client-side cache is not supported by connect_cluster "
+                              "(use it with connect() or connect_sentinel())", "cache")
     # Every other key applies to each node's connections, as connect() reads it.
     common = {k: v for k, v in options.items() if k not in ("nodes", "read_from_replicas", "db")}
     configs = []

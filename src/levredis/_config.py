@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
+from ._cache import CacheSettings
 from ._errors import ConfigError
 from ._tls import TLSOptions, TLSSettingError, parse_tls
 
@@ -24,7 +25,7 @@ DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 6379
 _KNOWN_KEYS: Final = frozenset(
     {"host", "port", "db", "timeout", "ssl", "auth", "decode", "max_connections",
-     "max_pushes", "max_push_bytes", "path", "protocol"})
+     "max_pushes", "max_push_bytes", "path", "protocol", "cache"})
 _MASK: Final = "***"
 # Keys other Python clients use: ignoring them would silently connect without
 # the credentials, timeout or decoding the caller meant.
@@ -90,6 +91,8 @@ class Config:
     #: A cluster replica's connection: READONLY is part of its handshake
     #: (set by the cluster client only; its connections have a pool of their own).
     readonly: bool = False
+    #: The client-side cache (protocol 3 only), or None.
+    cache: CacheSettings | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -106,6 +109,8 @@ class Config:
             text += " tls"
         if self.auth is not None:
             text += f" user={self.auth['user']}"
+        if self.cache is not None:
+            text += " cache"
         return text
 
     def view(self) -> ConfigView:
@@ -123,6 +128,7 @@ class Config:
             max_push_bytes=self.max_push_bytes,
             path=self.path,
             protocol=self.protocol,
+            cache=None if self.cache is None else _cache_view(self.cache),
         )
         return ConfigView(values)
 
@@ -318,6 +324,60 @@ def _check_protocol(value: object) -> int:
     return value
 
 
+_CACHE_KEYS: Final = ("max_entries", "max_bytes", "max_age", "prefixes")
+
+
+def _check_cache(value: object, protocol: int) -> CacheSettings | None:
+    """``cache``: None/False (off), True (defaults) or a mapping of its settings."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise _invalid("cache must be True or a mapping (max_entries, max_bytes, max_age, "
+                       "prefixes)", _TypeName(value))
+    for key in value:
+        if key not in _CACHE_KEYS:
+            raise _invalid(f"unknown cache setting {key!r} (known: {', '.join(_CACHE_KEYS)})",
+                           key)
+    if protocol != 3:
+        raise _invalid("cache needs protocol 3 (RESP3): the server's invalidations arrive "
+                       "as RESP3 pushes", protocol)
+    defaults = CacheSettings()
+    max_age = value.get("max_age")
+    if max_age is not None:
+        try:
+            seconds = float(max_age)
+        except (TypeError, ValueError, OverflowError):
+            seconds = math.nan
+        if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or not (
+                math.isfinite(seconds) and seconds > 0):
+            raise _invalid("cache max_age must be a finite number of seconds > 0", max_age)
+        max_age = seconds
+    prefixes = value.get("prefixes")
+    if prefixes is not None:
+        if isinstance(prefixes, (str, bytes)) or not isinstance(prefixes, (list, tuple)):
+            raise _invalid("cache prefixes must be a list of key prefixes", prefixes)
+        if not all(isinstance(prefix, (str, bytes)) and prefix for prefix in prefixes):
+            raise _invalid("each cache prefix must be a non-empty str or bytes", prefixes)
+        prefixes = tuple(prefix.encode("utf-8", "surrogateescape") if isinstance(prefix, str)
+                         else prefix for prefix in prefixes)
+    return CacheSettings(
+        max_entries=_check_limit(value.get("max_entries"), "cache max_entries",
+                                 defaults.max_entries, 1, 10**9),
+        max_bytes=_check_limit(value.get("max_bytes"), "cache max_bytes", defaults.max_bytes,
+                               1024, 2**40),
+        max_age=max_age,
+        prefixes=prefixes,
+    )
+
+
+def _cache_view(settings: CacheSettings) -> dict[str, object]:
+    return {"max_entries": settings.max_entries, "max_bytes": settings.max_bytes,
+            "max_age": settings.max_age,
+            "prefixes": None if settings.prefixes is None else list(settings.prefixes)}
+
+
 def _check_decode(value: object) -> bool:
     if value is None:
         return True
@@ -470,6 +530,7 @@ def _parse_mapping(config: Mapping[Any, Any]) -> Config:
             ours = _FOREIGN_KEYS.get(key, 'ssl (True, an ssl.SSLContext, or {"ca": ..., '
                                           '"cert": ..., "key": ...})')
             raise _invalid(f"{key!r} is not a levredis key: use {ours}", _TypeName(config[key]))
+    protocol = _check_protocol(config.get("protocol"))
     path = config.get("path")
     if path is not None:
         if config.get("host") is not None or config.get("port") is not None:
@@ -494,7 +555,8 @@ def _parse_mapping(config: Mapping[Any, Any]) -> Config:
         max_pushes=_check_limit(config.get("max_pushes"), "max_pushes", 10_000, 1, 10**9),
         max_push_bytes=_check_limit(config.get("max_push_bytes"), "max_push_bytes",
                                     64 * 1024 * 1024, 1024, 2**40),
-        protocol=_check_protocol(config.get("protocol")),
+        protocol=protocol,
+        cache=_check_cache(config.get("cache"), protocol),
         extras=extras,
     )
 

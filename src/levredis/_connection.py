@@ -10,6 +10,7 @@ import asyncio
 import logging
 from typing import Final
 
+from ._cache import Cache, CacheStats, CommandRules, known_rules, remember_rules
 from ._config import Config
 from ._errors import (
     CLOSED,
@@ -20,7 +21,7 @@ from ._errors import (
     error_from_exception,
 )
 from ._protocol import PushLimits, RedisProtocol
-from ._resp import encode_command
+from ._resp import Reply, encode_command
 from ._tls import tls_for
 
 log: Final = logging.getLogger("levredis")
@@ -43,6 +44,8 @@ def _handshake(config: Config) -> list[list[object]]:
         commands.append(["SELECT", config.db])
     if config.readonly:
         commands.append(["READONLY"])  # a cluster replica's reads are served here
+    if config.cache is not None:
+        commands.append(config.cache.tracking_command())
     if not commands:
         # A server that refuses the connection (maxclients) says so and
         # closes: a PING makes that the answer to connect(), not a surprise
@@ -52,16 +55,24 @@ def _handshake(config: Config) -> list[list[object]]:
 
 
 async def open_connection(
-    config: Config, loop: asyncio.AbstractEventLoop, limit: float | None
+    config: Config, loop: asyncio.AbstractEventLoop, limit: float | None,
+    cache_stats: CacheStats | None = None,
 ) -> RedisProtocol | Error:
-    """Connect, log in and select the db within ``limit`` seconds: the connection, or why not."""
+    """Connect, log in and select the db within ``limit`` seconds: the connection, or why not.
+
+    With a cache in the config, tracking is on and the server's command
+    table is known (asked once per server) before the connection is handed out.
+    """
     connection: RedisProtocol | None = None
     try:
         async with asyncio.timeout(limit):
             def protocol() -> RedisProtocol:
-                return RedisProtocol(loop, config.db, config.decode, config.auth is not None,
+                made = RedisProtocol(loop, config.db, config.decode, config.auth is not None,
                                      PushLimits(config.max_pushes, config.max_push_bytes),
                                      resp3=config.protocol == 3)
+                if config.cache is not None:
+                    made.attach_cache(Cache(config.cache, made.state, cache_stats))
+                return made
 
             if config.path is not None:
                 _, connection = await loop.create_unix_connection(protocol, config.path)
@@ -79,8 +90,11 @@ async def open_connection(
                 # One future each, so a refusal followed by the server closing
                 # (maxclients, ACL) is reported in the server's own words.
                 replies = [connection.request(encode_command(command)) for command in commands]
+                hello: Reply = None
                 for command, reply in zip(commands, replies, strict=True):
                     answer = await reply
+                    if command[0] == "HELLO":
+                        hello = answer
                     if isinstance(answer, Error) and not (
                             command == _PING and answer.startswith("NOPERM")):
                         # (A default user without +ping is still connected.)
@@ -89,6 +103,11 @@ async def open_connection(
                                 f"the server does not speak RESP3 ({answer}): it needs "
                                 "Redis 6 or newer; use protocol 2")
                         raise _Failed(answer)
+            if connection.cache is not None:
+                rules = await _command_rules(connection, config, hello)
+                if isinstance(rules, Error):
+                    raise _Failed(rules)
+                connection.cache.rules = rules
     except Exception as exc:
         error = exc.error if isinstance(exc, _Failed) else error_from_exception(exc)
         if (connection is not None and config.ssl is not False
@@ -107,6 +126,25 @@ async def open_connection(
         raise
     log.debug("connected %s", config.describe())
     return connection
+
+
+async def _command_rules(
+    connection: RedisProtocol, config: Config, hello: Reply
+) -> CommandRules | Error:
+    """The server's command table for the cache: remembered, or read from COMMAND."""
+    version = ""
+    if isinstance(hello, dict):
+        found = hello.get("version", hello.get(b"version"))
+        version = found.decode() if isinstance(found, bytes) else str(found)
+    rules = known_rules(config.address, version)
+    if rules is None:
+        table = await connection.request(encode_command(["COMMAND"]))
+        if isinstance(table, Error):
+            return NetworkError(f"the cache needs the server's command table: COMMAND "
+                                f"failed ({table})")
+        rules = CommandRules(table)
+        remember_rules(config.address, version, rules)
+    return rules
 
 
 async def ping(connection: RedisProtocol, limit: float) -> bool:

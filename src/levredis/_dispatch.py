@@ -16,6 +16,7 @@ import contextlib
 from collections import deque
 from typing import Final
 
+from ._cache import Cache, is_invalidation
 from ._errors import Error, UsageError
 from ._resp import Reply, RespError
 from ._resp3 import PUSH
@@ -114,10 +115,12 @@ class Batch:
 class Dispatcher:
     """The FIFO of callers waiting for replies, and the replies kept for ``read()``."""
 
-    __slots__ = ("push_bytes", "pushes", "readers", "state", "waiters")
+    __slots__ = ("cache", "push_bytes", "pushes", "readers", "state", "waiters")
 
     def __init__(self, state: SessionState) -> None:
         self.state = state
+        #: The connection's client-side cache: tracking invalidations go there.
+        self.cache: Cache | None = None
         self.waiters: deque[asyncio.Future[Reply] | Batch] = deque()
         self.pushes: deque[Push] = deque()
         #: Roughly how many bytes the kept pushes hold (their strings).
@@ -134,6 +137,11 @@ class Dispatcher:
                 head = waiters[0] if waiters else None
                 plan = head.plan() if isinstance(head, Batch) else None
                 if plan is None or not state.owes(plan, value):
+                    cache = self.cache
+                    if cache is not None and is_invalidation(value):
+                        # Applied now, in wire order: before any reply read after it.
+                        cache.invalidate(value[1])  # type: ignore[index]
+                        return
                     # A message, a confirmation nobody owes, an invalidation ...
                     state.follow(value)
                     self.push(kind, value)

@@ -24,9 +24,10 @@ import ssl
 import threading
 from collections import deque
 from collections.abc import AsyncGenerator
-from typing import Final, TypedDict, overload
+from typing import Final, NotRequired, TypedDict, overload
 
 from ._blocking import wait_for_recoveries
+from ._cache import CacheSettings, CacheStats
 from ._config import Config
 from ._connection import open_connection, ping
 from ._errors import CLOSED, TIMEOUT, Error, Timeout
@@ -44,7 +45,8 @@ PING_TIMEOUT: Final = 5.0
 #: Below this, a PING check could not tell a slow server from a dead one.
 MIN_PING_CHECK: Final = 0.005
 
-PoolKey = tuple[str, int, int, object, str | None, str | None, int, bool, int]
+PoolKey = tuple[str, int, int, object, str | None, str | None, int, bool, int,
+                CacheSettings | None]
 
 
 def pool_key(config: Config) -> PoolKey:
@@ -68,11 +70,11 @@ def pool_key(config: Config) -> PoolKey:
     where = config.host if config.path is None else f"unix:{config.path}"
     port = config.port if config.path is None else 0
     return (where, port, config.db, tls, user, digest, max_connections(config), config.readonly,
-            config.protocol)
+            config.protocol, config.cache)
 
 
 def describe_key(key: PoolKey) -> str:
-    host, port, db, tls, user, _, _, readonly, protocol = key
+    host, port, db, tls, user, _, _, readonly, protocol, cache = key
     if host.startswith("unix:"):
         text = f"{host}/{db}"
     else:
@@ -85,6 +87,8 @@ def describe_key(key: PoolKey) -> str:
         text += " readonly"
     if protocol == 3:
         text += " resp3"
+    if cache is not None:
+        text += " cache"
     return text
 
 
@@ -100,6 +104,9 @@ class PoolStats(TypedDict):
     created: int
     reused: int
     discarded: int
+    #: A caching key's figures, summed over its connections: hits, misses,
+    #: evictions, invalidations, entries, bytes.
+    cache: NotRequired[dict[str, int]]
 
 
 # -- limits from the environment ---------------------------------------------------
@@ -161,8 +168,8 @@ _Handoff = RedisProtocol | None
 class Pool:
     """The connections of one pool key on one loop."""
 
-    __slots__ = ("cap", "created", "discarded", "idle", "in_use", "name", "opening",
-                 "reused", "waiters")
+    __slots__ = ("cache_stats", "cap", "created", "discarded", "idle", "in_use", "name",
+                 "opening", "reused", "waiters")
 
     def __init__(self, name: str) -> None:
         #: The key as logs and stats show it (no password).
@@ -173,6 +180,8 @@ class Pool:
         self.waiters: deque[asyncio.Future[_Handoff]] = deque()
         self.cap = DEFAULT_MAX_CONNECTIONS
         self.created = self.reused = self.discarded = 0
+        #: The cache figures its connections share (a caching key only).
+        self.cache_stats: CacheStats | None = None
 
     def is_empty(self) -> bool:
         return not self.open_count() and not self.waiters
@@ -264,8 +273,10 @@ class Pool:
             self._wake_one()  # the slot this caller held goes to the next
             return TIMEOUT
         self.opening += 1
+        if config.cache is not None and self.cache_stats is None:
+            self.cache_stats = CacheStats()
         try:
-            opened = await open_connection(config, loop, limit)
+            opened = await open_connection(config, loop, limit, self.cache_stats)
         except BaseException:
             self.opening -= 1
             self._wake_one()  # cancelled: the slot goes to the next in line
@@ -386,12 +397,15 @@ class Pool:
         return closed
 
     def stats(self) -> PoolStats:
-        return PoolStats(
+        figures = PoolStats(
             key=self.name, idle=len(self.idle), in_use=self.in_use, opening=self.opening,
             waiting=sum(not waiter.done() for waiter in self.waiters),
             max_connections=self.cap, created=self.created, reused=self.reused,
             discarded=self.discarded,
         )
+        if self.cache_stats is not None:
+            figures["cache"] = self.cache_stats.figures()
+        return figures
 
 
 def _remaining(

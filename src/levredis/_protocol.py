@@ -16,6 +16,7 @@ import os
 import weakref
 from typing import Final, NamedTuple
 
+from ._cache import Cache
 from ._dispatch import Batch, Dispatcher, Push, UnsolicitedReply
 from ._errors import TIMEOUT, Error, NetworkError, ProtocolError, ServerError, error_from_exception
 from ._resp import INCOMPLETE, Parser, Reply, RespError, new_parser
@@ -91,6 +92,13 @@ class RedisProtocol(asyncio.Protocol):
         #: Done once the socket is closed (connection_lost).
         self.closed: asyncio.Future[None] = loop.create_future()
         self._pending_writes: list[bytes] | None = None
+        #: The client-side cache its tracking keeps fresh (a caching config only).
+        self.cache: Cache | None = None
+
+    def attach_cache(self, cache: Cache) -> None:
+        """Give the connection a cache: invalidation pushes go to it, not to ``read()``."""
+        self.cache = self.dispatch.cache = cache
+        self.state.caching = True
 
     # -- asyncio callbacks -------------------------------------------------
 
@@ -134,6 +142,8 @@ class RedisProtocol(asyncio.Protocol):
             self.abort(ProtocolError(f"protocol error: {type(exc).__name__}: {exc}"))
 
     def set_decode(self, decode: bool) -> None:
+        if self.parser.decode != decode and self.cache is not None:
+            self.cache.clear()  # its replies were decoded the other way
         self.parser.decode = decode
 
     # -- sending -------------------------------------------------------------
@@ -284,6 +294,8 @@ class RedisProtocol(asyncio.Protocol):
         if self.error is not None:
             return
         self.error = error
+        if self.cache is not None:
+            self.cache.drop()  # the server tracks nothing for us any more
         self.dispatch.fail(error)
         self.resume_writing()  # writers waiting for the buffer to drain learn it now
 

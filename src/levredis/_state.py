@@ -108,6 +108,7 @@ class SessionState:
         "_multi_sent",
         "_push_plans",
         "authenticated",
+        "caching",
         "resp3",
         "tracking",
         "current_db",
@@ -126,6 +127,8 @@ class SessionState:
         self.resp3 = resp3
         #: CLIENT TRACKING is on (RESP3): invalidation pushes may arrive.
         self.tracking = False
+        #: A client-side cache relies on this session: its db and its tracking stay.
+        self.caching = False
         #: The db the pool key promises, and the one the server has selected.
         self.db = db
         self.current_db = db
@@ -230,6 +233,14 @@ class SessionState:
                     f"CLIENT REPLY {mode} is not supported: without replies, "
                     "levredis could not match replies to callers"
                 )
+        elif self.caching and (name in ("SELECT", "HELLO") or (
+                name == "CLIENT" and len(args) >= 2
+                and command_name(args[1]) in ("TRACKING", "CACHING"))):
+            shown = name if name != "CLIENT" else f"CLIENT {command_name(args[1])}"
+            return UsageError(
+                f"{shown} is refused on a caching client: its cache relies on the "
+                "connection's db and tracking as connect() set them up (choose the db "
+                "in the config, or use a client without the cache)")
         elif name == "RESET" and self.resp3:
             return UsageError(
                 "RESET is refused on a RESP3 connection: the server would switch it back "

@@ -1,0 +1,612 @@
+"""The client-side cache: which commands it may answer, and one connection's entries.
+
+Sans-I/O, like the codec and the session state. Two parts:
+
+- ``CommandRules``, read from the server's own ``COMMAND`` reply: a command
+  is *cacheable* when the server flags it ``readonly``, gives it no
+  ``nondeterministic_output`` tip, is neither blocking, pub/sub nor a
+  script, and every key it names is read-only (``RO`` key specs that can be
+  followed from the arguments alone). A command *writes* when it is flagged
+  ``write``/``may_replicate`` or a key spec changes a key; where its keys
+  cannot be told (FLUSHALL, SWAPDB, scripts, MIGRATE ...) it writes ``ALL``.
+- ``Cache``: one connection's entries, keyed by the encoded command, with
+  an index from each key name to the entries that read it, LRU bounds, and
+  *fills*: a read that missed registers before it is sent, and its reply is
+  kept only if no invalidation of its keys arrived meanwhile.
+
+The connection's ``CLIENT TRACKING`` makes the server send an invalidation
+for every key the connection read once that key changes; the dispatcher
+hands those to ``Cache.invalidate`` as they are parsed, in wire order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from ._errors import Error
+from ._resp import ArgumentError, Reply, argument_bytes, command_name
+from ._state import SessionState
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """The config's ``cache`` mapping, validated (hashable: part of the pool key)."""
+
+    #: Entries one connection's cache holds at most.
+    max_entries: int = 10_000
+    #: Approximate bytes one connection's cache holds at most (keys, values, overhead).
+    max_bytes: int = 64 * 1024 * 1024
+    #: Seconds an entry may be served after it was filled (None: until invalidated).
+    max_age: float | None = None
+    #: Broadcast mode: only keys with one of these prefixes are cached (None: default mode).
+    prefixes: tuple[bytes, ...] | None = None
+
+    def tracking_command(self) -> list[object]:
+        """The ``CLIENT TRACKING ON`` of the handshake."""
+        command: list[object] = ["CLIENT", "TRACKING", "ON"]
+        if self.prefixes is not None:
+            command.append("BCAST")
+            for prefix in self.prefixes:
+                command += ["PREFIX", prefix]
+        return command
+
+
+class Marker:
+    """A stand-in for a command's keys: ``ALL`` or ``DEFERRED``."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+#: ``Cache.wrote`` marker: the command may have changed any key.
+ALL: Final = Marker("ALL")
+#: ``Cache.wrote`` marker: EXEC/DISCARD ended a transaction; what it queued is done.
+DEFERRED: Final = Marker("DEFERRED")
+#: What a command reads or writes: its keys, or a marker.
+Keys = list[bytes] | set[bytes] | Marker
+
+#: What ``CommandRules.classify`` says of one command.
+READ: Final = 1
+WRITE: Final = 2
+
+#: Bytes counted per entry beyond its command and value (dicts, index, LRU links).
+ENTRY_OVERHEAD: Final = 200
+
+
+# -- the server's command table ----------------------------------------------------------
+
+
+class _KeySpec:
+    """One key spec of COMMAND: where its keys start, and how many follow."""
+
+    __slots__ = ("begin", "find", "first", "keyword", "last", "limit", "numidx", "start", "step")
+
+    def __init__(self, spec: Mapping[str, object]) -> None:
+        begin = _map(spec.get("begin_search"))
+        find = _map(spec.get("find_keys"))
+        begin_how = _map(begin.get("spec"))
+        find_how = _map(find.get("spec"))
+        self.begin = _text(begin.get("type"))
+        self.start: int = _int(begin_how.get("index"), begin_how.get("startfrom"))
+        self.keyword = begin_how.get("keyword")
+        self.find = _text(find.get("type"))
+        self.last = _int(find_how.get("lastkey"))
+        self.step = _int(find_how.get("keystep"), default=1) or 1
+        self.limit = _int(find_how.get("limit"))
+        self.numidx = _int(find_how.get("keynumidx"))
+        self.first = _int(find_how.get("firstkey"), default=1)
+
+    def known(self) -> bool:
+        """Whether its keys can be found from the arguments alone."""
+        return (self.begin in ("index", "keyword") and self.find in ("range", "keynum")
+                and not (self.find == "range" and self.limit not in (0, 1)))
+
+    def keys(self, argv: Sequence[object]) -> list[object] | None:
+        """Its keys in ``argv`` (the whole command), or None where that cannot be told."""
+        count = len(argv)
+        if self.begin == "index":
+            begin = self.start
+        else:  # "keyword": the argument after the keyword, searched from startfrom
+            found = self._after_keyword(argv)
+            if found is None:
+                return []  # an optional part that is not there
+            begin = found
+        if not 0 < begin <= count:
+            return [] if begin == count else None
+        if self.find == "range":
+            last = begin + self.last if self.last >= 0 else count + self.last
+            if last < begin - 1 or last >= count:
+                return None
+            return list(argv[begin:last + 1:self.step])
+        # keynum: the number of keys is an argument
+        try:
+            numkeys = int(argument_bytes(argv[begin + self.numidx]))
+        except (IndexError, ValueError, ArgumentError):
+            return None
+        first = begin + self.first
+        end = first + numkeys * self.step
+        if numkeys < 0 or end > count:
+            return None
+        return list(argv[first:end:self.step])
+
+    def _after_keyword(self, argv: Sequence[object]) -> int | None:
+        try:
+            keyword = _text(self.keyword).upper()
+            words = [argument_bytes(arg).decode("utf-8", "replace").upper() for arg in argv]
+        except ArgumentError:
+            return None
+        start = self.start
+        positions = (range(start, len(argv)) if start > 0
+                     else range(len(argv) + start, 0, -1))
+        for position in positions:
+            if 0 < position < len(argv) and words[position] == keyword:
+                return position + 1
+        return None
+
+
+class _Command:
+    """What the cache needs of one command: may it be cached, what does it change."""
+
+    __slots__ = ("cacheable", "specs", "write_all", "writes")
+
+    def __init__(self, info: Sequence[object]) -> None:
+        flags = _words(info[2]) if len(info) > 2 else set()
+        tips = _words(info[7]) if len(info) > 7 else set()
+        specs = [_KeySpec(_map(spec)) for spec in _items(info[8])] if len(info) > 8 else []
+        spec_flags = [_words(_map(spec).get("flags")) for spec in
+                      (_items(info[8]) if len(info) > 8 else [])]
+        self.specs = specs
+        all_known = all(spec.known() for spec in specs) and not any(
+            "INCOMPLETE" in f for f in spec_flags)
+        changes_key = any(f & _CHANGING_SPEC for f in spec_flags)
+        script = "noscript" in flags and "movablekeys" in flags
+        self.cacheable = (
+            "readonly" in flags and not flags & _NOT_CACHEABLE
+            and "nondeterministic_output" not in tips
+            and bool(specs) and all_known and not changes_key and not script
+            and all("RO" in f for f in spec_flags)
+        )
+        self.writes = "write" in flags or "may_replicate" in flags or changes_key
+        # Keys it changes that cannot be told: every entry must go.
+        self.write_all = self.writes and (script or not specs or not all_known)
+
+    def keys(self, argv: Sequence[object]) -> list[object] | None:
+        found: list[object] = []
+        for spec in self.specs:
+            keys = spec.keys(argv)
+            if keys is None:
+                return None
+            found += keys
+        return found
+
+
+_NOT_CACHEABLE: Final = frozenset({"blocking", "pubsub", "write", "may_replicate", "admin"})
+_CHANGING_SPEC: Final = frozenset({"RW", "OW", "RM", "INSERT", "DELETE", "UPDATE"})
+
+
+class CommandRules:
+    """Which commands a cache may answer and which change keys, from ``COMMAND``."""
+
+    __slots__ = ("commands", "containers")
+
+    def __init__(self, reply: object) -> None:
+        self.commands: dict[str, _Command] = {}
+        #: Commands with subcommands (``OBJECT``, ``XGROUP`` ...): looked up as ``NAME|SUB``.
+        self.containers: set[str] = set()
+        for info in _items(reply):
+            if not isinstance(info, list) or not info:
+                continue
+            name = _text(info[0]).upper()
+            subcommands = _items(info[9]) if len(info) > 9 else []
+            if subcommands:
+                self.containers.add(name)
+                for sub in subcommands:
+                    if isinstance(sub, list) and sub:
+                        self.commands[_text(sub[0]).upper()] = _Command(sub)
+            else:
+                self.commands[name] = _Command(info)
+
+    def classify(self, name: str, args: Sequence[object]) -> tuple[int, Keys] | None:
+        """``(READ, keys)``, ``(WRITE, keys | ALL | DEFERRED)``, or None (neither)."""
+        if name in self.containers:
+            if len(args) < 2:
+                return None
+            try:
+                name = f"{name}|{argument_bytes(args[1]).decode('ascii').upper()}"
+            except (ArgumentError, UnicodeDecodeError):
+                return None
+        command = self.commands.get(name)
+        if command is None:
+            if name in ("EXEC", "DISCARD"):
+                return WRITE, DEFERRED
+            # Unknown to the server's table (a module loaded since?): assume the worst.
+            return WRITE, ALL
+        if command.cacheable:
+            keys = command.keys(args)
+            if keys:
+                try:
+                    return READ, [argument_bytes(key) for key in keys]
+                except ArgumentError:
+                    return None
+            return None
+        if name in ("EXEC", "DISCARD"):
+            return WRITE, DEFERRED
+        if not command.writes:
+            return None
+        if command.write_all:
+            return WRITE, ALL
+        keys = command.keys(args)
+        if keys is None:
+            return WRITE, ALL
+        try:
+            return WRITE, [argument_bytes(key) for key in keys]
+        except ArgumentError:
+            return WRITE, ALL
+
+
+# Rules per (server address, version): COMMAND is asked once per server.
+_rules: dict[tuple[str, str], CommandRules] = {}
+
+
+def known_rules(address: str, version: str) -> CommandRules | None:
+    return _rules.get((address, version))
+
+
+def remember_rules(address: str, version: str, rules: CommandRules) -> None:
+    if len(_rules) >= 64:
+        _rules.clear()
+    _rules[(address, version)] = rules
+
+
+# -- one connection's cache ------------------------------------------------------------------
+
+
+class CacheStats:
+    """Figures shared by the caches of one pool key (``pool_stats()["cache"]``)."""
+
+    __slots__ = ("bytes", "entries", "evictions", "hits", "invalidations", "misses")
+
+    def __init__(self) -> None:
+        self.hits = self.misses = self.evictions = self.invalidations = 0
+        self.entries = self.bytes = 0
+
+    def figures(self) -> dict[str, int]:
+        return {"hits": self.hits, "misses": self.misses, "evictions": self.evictions,
+                "invalidations": self.invalidations, "entries": self.entries,
+                "bytes": self.bytes}
+
+
+class Fill:
+    """A read that missed, in flight: its reply is kept only if nothing spoiled it."""
+
+    __slots__ = ("generation", "keys", "spoiled")
+
+    def __init__(self, keys: list[bytes], generation: int) -> None:
+        self.keys = keys
+        self.generation = generation
+        self.spoiled = False
+
+
+class _Entry:
+    __slots__ = ("born", "keys", "size", "value")
+
+    def __init__(self, value: Reply, keys: list[bytes], size: int, born: float) -> None:
+        self.value = value
+        self.keys = keys
+        self.size = size
+        self.born = born
+
+
+#: What ``Cache.get`` returns when it holds nothing for a command.
+MISS: Final = Marker("MISS")
+
+
+class Cache:
+    """One tracking connection's entries: LRU-bounded, emptied by what the server says."""
+
+    __slots__ = ("_bytes", "_entries", "_generation", "_index", "_pending", "alive",
+                 "deferred", "deferred_all", "rules", "settings", "state", "stats")
+
+    def __init__(self, settings: CacheSettings, state: SessionState,
+                 stats: CacheStats | None = None) -> None:
+        self.settings = settings
+        self.state = state
+        self.stats = stats if stats is not None else CacheStats()
+        #: The server's command table, set once the handshake read it.
+        self.rules: CommandRules | None = None
+        #: False once the connection failed: nothing is kept or served any more.
+        self.alive = True
+        #: Keys written inside an open MULTI: forgotten again when EXEC is answered.
+        self.deferred: set[bytes] | None = None
+        self.deferred_all = False
+        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._index: dict[bytes, set[bytes]] = {}
+        self._pending: dict[bytes, set[Fill]] = {}
+        self._generation = 0
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def classify(self, name: str, args: Sequence[object]) -> tuple[int, Keys] | None:
+        """``CommandRules.classify``; before the table is known, every command may write."""
+        rules = self.rules
+        return (WRITE, ALL) if rules is None else rules.classify(name, args)
+
+    # -- reads ------------------------------------------------------------------
+
+    def get(self, command: bytes) -> Reply | Marker:
+        """The cached reply to ``command`` (a copy of anything mutable), or ``MISS``."""
+        entry = self._entries.get(command)
+        if entry is None:
+            self.stats.misses += 1
+            return MISS
+        max_age = self.settings.max_age
+        if max_age is not None and time.monotonic() - entry.born > max_age:
+            self._remove(command)
+            self.stats.misses += 1
+            return MISS
+        self._entries.move_to_end(command)
+        self.stats.hits += 1
+        value = entry.value
+        return copy_reply(value) if value.__class__ in _MUTABLE else value
+
+    def begin(self, keys: list[bytes]) -> Fill:
+        """A read of ``keys`` is about to be sent."""
+        fill = Fill(keys, self._generation)
+        pending = self._pending
+        for key in keys:
+            waiting = pending.get(key)
+            if waiting is None:
+                pending[key] = {fill}
+            else:
+                waiting.add(fill)
+        return fill
+
+    def finish(self, fill: Fill, command: bytes, value: Reply) -> Reply:
+        """The read's reply arrived: keep it if nothing spoiled it; what the caller gets."""
+        self.abandon(fill)
+        if (fill.spoiled or fill.generation != self._generation or not self.alive
+                or isinstance(value, Error)):
+            return value
+        if self.settings.prefixes is not None and not _all_prefixed(
+                fill.keys, self.settings.prefixes):
+            return value
+        size = len(command) + reply_size(value) + ENTRY_OVERHEAD
+        if size > self.settings.max_bytes:
+            return value
+        if command in self._entries:
+            self._remove(command)
+        self._entries[command] = _Entry(value, fill.keys, size, time.monotonic())
+        index = self._index
+        for key in fill.keys:
+            entries = index.get(key)
+            if entries is None:
+                index[key] = {command}
+            else:
+                entries.add(command)
+        self._bytes += size
+        self.stats.entries += 1
+        self.stats.bytes += size
+        self._bound()
+        # The caller may change what it gets: the cache keeps its own copy.
+        return copy_reply(value) if value.__class__ in _MUTABLE else value
+
+    def abandon(self, fill: Fill) -> None:
+        """A fill is over (answered, failed or its caller left)."""
+        pending = self._pending
+        for key in fill.keys:
+            waiting = pending.get(key)
+            if waiting is not None:
+                waiting.discard(fill)
+                if not waiting:
+                    del pending[key]
+
+    # -- what changes keys -------------------------------------------------------------------
+
+    def invalidate(self, keys: object) -> None:
+        """The server's invalidation: ``keys`` changed (None: every key, as FLUSHALL)."""
+        if keys is None or not isinstance(keys, list):
+            self.stats.invalidations += 1
+            self.clear()
+            return
+        names = [key.encode("utf-8", "surrogateescape") if isinstance(key, str) else key
+                 for key in keys if isinstance(key, (str, bytes))]
+        self.stats.invalidations += len(names)
+        self.forget(names)
+
+    def wrote(self, keys: Keys) -> None:
+        """This client's own write finished (or failed): what it may have changed goes.
+
+        The server tells a connection of its own writes only after their
+        reply, so a read right after an acknowledged write must not find the
+        old value here first.
+        """
+        if keys is DEFERRED:
+            keys = self.take_deferred()
+        if isinstance(keys, Marker):
+            self.clear()
+        else:
+            self.forget(keys)
+        if self.state.in_transaction():
+            # Queued, not run: it runs at EXEC, whose answer forgets it again.
+            if isinstance(keys, Marker):
+                self.deferred_all = True
+            else:
+                if self.deferred is None:
+                    self.deferred = set()
+                self.deferred.update(keys)
+
+    def take_deferred(self) -> Keys:
+        """What the transaction just ended had queued (and forget the list)."""
+        deferred, self.deferred = self.deferred, None
+        everything, self.deferred_all = self.deferred_all, False
+        return ALL if everything else deferred or set()
+
+    def written_by(self, commands: Sequence[Sequence[object]]) -> Keys | None:
+        """What a pipeline may change: its writes' keys, ``ALL``, or None (it reads only).
+
+        Its reads bypass the cache (a pipeline is answered by the server alone).
+        """
+        keys: set[bytes] = set()
+        for args in commands:
+            use = self.classify(command_name(args[0]), args)
+            if use is None or use[0] == READ:
+                continue
+            written = use[1]
+            if written is DEFERRED:
+                written = self.take_deferred()  # EXEC inside: what MULTI queued is done
+            if isinstance(written, Marker):
+                return ALL
+            keys.update(written)
+        return keys or None
+
+    def forget(self, keys: Iterable[bytes]) -> None:
+        """Drop every entry that read one of ``keys``; spoil fills in flight on them."""
+        index = self._index
+        pending = self._pending
+        for key in keys:
+            commands = index.get(key)
+            if commands is not None:
+                for command in list(commands):
+                    self._remove(command)
+            waiting = pending.get(key)
+            if waiting is not None:
+                for fill in waiting:
+                    fill.spoiled = True
+
+    def clear(self) -> None:
+        """Drop every entry; no fill in flight may be kept."""
+        self._generation += 1
+        self.stats.entries -= len(self._entries)
+        self.stats.bytes -= self._bytes
+        self._entries.clear()
+        self._index.clear()
+        self._bytes = 0
+
+    def drop(self) -> None:
+        """The connection failed: its tracking is gone, and so is everything here."""
+        self.alive = False
+        self.clear()
+
+    # -- bounds -----------------------------------------------------------------------------
+
+    def _bound(self) -> None:
+        settings = self.settings
+        entries = self._entries
+        while entries and (len(entries) > settings.max_entries
+                           or self._bytes > settings.max_bytes):
+            command = next(iter(entries))
+            self._remove(command)
+            self.stats.evictions += 1
+
+    def _remove(self, command: bytes) -> None:
+        entry = self._entries.pop(command)
+        index = self._index
+        for key in entry.keys:
+            commands = index.get(key)
+            if commands is not None:
+                commands.discard(command)
+                if not commands:
+                    del index[key]
+        self._bytes -= entry.size
+        self.stats.entries -= 1
+        self.stats.bytes -= entry.size
+
+
+def is_invalidation(value: Reply) -> bool:
+    """Whether a RESP3 push is a tracking invalidation (``["invalidate", keys]``)."""
+    return (isinstance(value, list) and len(value) == 2
+            and value[0] in ("invalidate", b"invalidate"))
+
+
+_MUTABLE: Final = frozenset({list, dict, set})
+
+
+def copy_reply(value: Reply) -> Reply:
+    """A copy of a reply's containers, at any depth (strings and numbers are shared)."""
+    if isinstance(value, list):
+        return [copy_reply(item) if item.__class__ in _MUTABLE else item for item in value]
+    if isinstance(value, dict):
+        return {key: copy_reply(item) if item.__class__ in _MUTABLE else item
+                for key, item in value.items()}
+    if isinstance(value, set):
+        return set(value)  # members are hashable, hence not containers
+    return value
+
+
+def reply_size(value: Reply) -> int:
+    """Roughly the bytes a reply holds: its strings at any depth, 16 per other item."""
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    if isinstance(value, list):
+        return 16 + sum(reply_size(item) for item in value)
+    if isinstance(value, dict):
+        return 16 + sum(reply_size(k) + reply_size(v) for k, v in value.items())
+    if isinstance(value, set):
+        return 16 + sum(reply_size(item) for item in value)
+    return 16
+
+
+def _all_prefixed(keys: list[bytes], prefixes: tuple[bytes, ...]) -> bool:
+    return not prefixes or all(key.startswith(prefixes) for key in keys)
+
+
+# -- reading COMMAND's reply (RESP3: maps, sets; str or bytes) -----------------------------
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else ""
+
+
+def _int(*values: object, default: int = 0) -> int:
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return default
+
+
+def _items(value: object) -> list[object]:
+    if isinstance(value, (list, set, tuple)):
+        return list(value)
+    return []
+
+
+def _words(value: object) -> set[str]:
+    return {_text(item) for item in _items(value)}
+
+
+def _map(value: object) -> dict[str, object]:
+    if isinstance(value, dict):
+        return {_text(key): item for key, item in value.items()}
+    if isinstance(value, list):  # a RESP2 map: key, value, key, value ...
+        return {_text(value[i]): value[i + 1] for i in range(0, len(value) - 1, 2)}
+    return {}
+
+
+__all__ = [
+    "ALL",
+    "DEFERRED",
+    "MISS",
+    "READ",
+    "WRITE",
+    "Cache",
+    "CacheSettings",
+    "CacheStats",
+    "CommandRules",
+    "copy_reply",
+    "is_invalidation",
+    "known_rules",
+    "remember_rules",
+]

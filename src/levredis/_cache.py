@@ -29,7 +29,6 @@ from typing import Final
 
 from ._errors import Error
 from ._resp import ArgumentError, Reply, argument_bytes, command_name
-from ._state import SessionState
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +55,7 @@ class CacheSettings:
 
 
 class Marker:
-    """A stand-in for a command's keys: ``ALL`` or ``DEFERRED``."""
+    """A stand-in for a command's keys (``ALL``), or for no entry (``MISS``)."""
 
     __slots__ = ("name",)
 
@@ -69,8 +68,6 @@ class Marker:
 
 #: ``Cache.wrote`` marker: the command may have changed any key.
 ALL: Final = Marker("ALL")
-#: ``Cache.wrote`` marker: EXEC/DISCARD ended a transaction; what it queued is done.
-DEFERRED: Final = Marker("DEFERRED")
 #: What a command reads or writes: its keys, or a marker.
 Keys = list[bytes] | set[bytes] | Marker
 
@@ -216,7 +213,7 @@ class CommandRules:
                 self.commands[name] = _Command(info)
 
     def classify(self, name: str, args: Sequence[object]) -> tuple[int, Keys] | None:
-        """``(READ, keys)``, ``(WRITE, keys | ALL | DEFERRED)``, or None (neither)."""
+        """``(READ, keys)``, ``(WRITE, keys | ALL)``, or None (neither)."""
         if name in self.containers:
             if len(args) < 2:
                 return None
@@ -226,8 +223,6 @@ class CommandRules:
                 return None
         command = self.commands.get(name)
         if command is None:
-            if name in ("EXEC", "DISCARD"):
-                return WRITE, DEFERRED
             # Unknown to the server's table (a module loaded since?): assume the worst.
             return WRITE, ALL
         if command.cacheable:
@@ -238,8 +233,6 @@ class CommandRules:
                 except ArgumentError:
                     return None
             return None
-        if name in ("EXEC", "DISCARD"):
-            return WRITE, DEFERRED
         if not command.writes:
             return None
         if command.write_all:
@@ -314,20 +307,15 @@ class Cache:
     """One tracking connection's entries: LRU-bounded, emptied by what the server says."""
 
     __slots__ = ("_bytes", "_entries", "_generation", "_index", "_pending", "alive",
-                 "deferred", "deferred_all", "rules", "settings", "state", "stats")
+                 "rules", "settings", "stats")
 
-    def __init__(self, settings: CacheSettings, state: SessionState,
-                 stats: CacheStats | None = None) -> None:
+    def __init__(self, settings: CacheSettings, stats: CacheStats | None = None) -> None:
         self.settings = settings
-        self.state = state
         self.stats = stats if stats is not None else CacheStats()
         #: The server's command table, set once the handshake read it.
         self.rules: CommandRules | None = None
         #: False once the connection failed: nothing is kept or served any more.
         self.alive = True
-        #: Keys written inside an open MULTI: forgotten again when EXEC is answered.
-        self.deferred: set[bytes] | None = None
-        self.deferred_all = False
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
         self._index: dict[bytes, set[bytes]] = {}
         self._pending: dict[bytes, set[Fill]] = {}
@@ -425,32 +413,17 @@ class Cache:
         self.forget(names)
 
     def wrote(self, keys: Keys) -> None:
-        """This client's own write finished (or failed): what it may have changed goes.
+        """This client's own write was answered (or failed): what it changed goes.
 
         The server tells a connection of its own writes only after their
         reply, so a read right after an acknowledged write must not find the
-        old value here first.
+        old value here first. (Inside MULTI the write is only queued; reads
+        bypass the cache until EXEC is answered, so nothing refills it.)
         """
-        if keys is DEFERRED:
-            keys = self.take_deferred()
         if isinstance(keys, Marker):
             self.clear()
         else:
             self.forget(keys)
-        if self.state.in_transaction():
-            # Queued, not run: it runs at EXEC, whose answer forgets it again.
-            if isinstance(keys, Marker):
-                self.deferred_all = True
-            else:
-                if self.deferred is None:
-                    self.deferred = set()
-                self.deferred.update(keys)
-
-    def take_deferred(self) -> Keys:
-        """What the transaction just ended had queued (and forget the list)."""
-        deferred, self.deferred = self.deferred, None
-        everything, self.deferred_all = self.deferred_all, False
-        return ALL if everything else deferred or set()
 
     def written_by(self, commands: Sequence[Sequence[object]]) -> Keys | None:
         """What a pipeline may change: its writes' keys, ``ALL``, or None (it reads only).
@@ -462,12 +435,9 @@ class Cache:
             use = self.classify(command_name(args[0]), args)
             if use is None or use[0] == READ:
                 continue
-            written = use[1]
-            if written is DEFERRED:
-                written = self.take_deferred()  # EXEC inside: what MULTI queued is done
-            if isinstance(written, Marker):
+            if isinstance(use[1], Marker):
                 return ALL
-            keys.update(written)
+            keys.update(use[1])
         return keys or None
 
     def forget(self, keys: Iterable[bytes]) -> None:
@@ -597,7 +567,6 @@ def _map(value: object) -> dict[str, object]:
 
 __all__ = [
     "ALL",
-    "DEFERRED",
     "MISS",
     "READ",
     "WRITE",

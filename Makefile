@@ -33,14 +33,17 @@ stress: $(STAMP)
 	LEVREDIS_STRESS=1 LEVREDIS_FIGURES=docs/stress/latest.json $(BIN)/python -m pytest -q \
 	  -p no:randomly tests/unit/test_fuzz.py tests/unit/test_resp3.py tests/unit/test_routing_fuzz.py tests/integration/test_storm.py \
 	  tests/integration/test_bounds.py tests/integration/test_blocking.py tests/integration/test_flow_control.py \
-	  tests/integration/test_fault_matrix.py tests/cluster/test_chaos.py tests/soak
+	  tests/integration/test_fault_matrix.py tests/integration/test_cache_freshness.py tests/cluster/test_chaos.py tests/soak
 	$(BIN)/python -m bench.bounds --json docs/stress/bounds.json
 	$(BIN)/python -m bench.cluster_chaos --client both --seconds 120 --json docs/stress/cluster_chaos.json
+	$(BIN)/python -m bench.freshness --clients all --seconds 60 --json docs/stress/cache_freshness.json
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --rounds 3 --chart docs/img/ratios.png --json docs/bench/latest.json --text docs/bench/latest.txt
 	$(BIN)/python -m bench.cluster --rounds 3 > docs/bench/cluster.txt
 	cat docs/bench/cluster.txt
+	$(BIN)/python -m bench.caching --rounds 3 --json docs/bench/w7.json > docs/bench/w7.txt
+	cat docs/bench/w7.txt
 
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --site-dir site

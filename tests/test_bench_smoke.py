@@ -55,3 +55,20 @@ def test_benchmark_runs_and_answers_match_across_clients(tmp_path: Path) -> None
     assert report["peak_memory_ratio"]["levredis"] is not None
     if charting:
         assert chart.stat().st_size > 10_000
+
+
+def test_w7_runs_with_no_stale_read(tmp_path: Path) -> None:
+    """W7 end to end for a moment: every client installed, 0 stale or wrong reads for ours."""
+    out = tmp_path / "w7.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.caching", "--quick", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    results = json.loads(out.read_text())["results"]
+    ours = results["levredis cache"]
+    assert ours["reads"] > 0 and ours["stale"] == 0 and ours["wrong"] == 0
+    assert ours["errors"] == 0
+    if os.environ.get("LEVREDIS_BENCH_PEERS") == "all":
+        for name in ("levredis", "redis-py+hiredis", "coredis cache", "valkey-glide cache"):
+            assert results[name].get("reads", 0) > 0, (name, results[name])

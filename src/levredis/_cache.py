@@ -9,7 +9,7 @@ Sans-I/O, like the codec and the session state. Two parts:
   followed from the arguments alone). A command *writes* when it is flagged
   ``write``/``may_replicate`` or a key spec changes a key; where its keys
   cannot be told (FLUSHALL, SWAPDB, scripts, MIGRATE ...) it writes ``ALL``.
-- ``Cache``: one connection's entries, keyed by the encoded command, with
+- ``Cache``: one connection's entries, keyed by the command (``key_for``), with
   an index from each key name to the entries that read it, LRU bounds, and
   *fills*: a read that missed registers before it is sent, and its reply is
   kept only if no invalidation of its keys arrived meanwhile.
@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from ._errors import Error
+from ._errors import NOT_FOUND, Error
 from ._resp import ArgumentError, Reply, argument_bytes, command_name
+from ._state import SessionState
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,10 +291,14 @@ class Fill:
 
 
 class _Entry:
-    __slots__ = ("born", "keys", "size", "value")
+    __slots__ = ("answer", "born", "keys", "size", "value")
 
     def __init__(self, value: Reply, keys: list[bytes], size: int, born: float) -> None:
         self.value = value
+        #: ``cmd()``'s answer, made once (None for containers: copied per caller).
+        self.answer: tuple[Reply, Error | None] | None = (
+            None if value.__class__ in _MUTABLE
+            else (None, NOT_FOUND) if value is None else (value, None))
         self.keys = keys
         self.size = size
         self.born = born
@@ -306,18 +311,22 @@ MISS: Final = Marker("MISS")
 class Cache:
     """One tracking connection's entries: LRU-bounded, emptied by what the server says."""
 
-    __slots__ = ("_bytes", "_entries", "_generation", "_index", "_pending", "alive",
-                 "rules", "settings", "stats")
+    __slots__ = ("_bytes", "_entries", "_generation", "_index", "_max_age", "_pending", "alive",
+                 "rules", "settings", "state", "stats")
 
-    def __init__(self, settings: CacheSettings, stats: CacheStats | None = None) -> None:
+    def __init__(self, settings: CacheSettings, state: SessionState,
+                 stats: CacheStats | None = None) -> None:
         self.settings = settings
+        self._max_age = settings.max_age
+        #: The connection's session: inside MULTI nothing is answered from here.
+        self.state = state
         self.stats = stats if stats is not None else CacheStats()
         #: The server's command table, set once the handshake read it.
         self.rules: CommandRules | None = None
         #: False once the connection failed: nothing is kept or served any more.
         self.alive = True
-        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
-        self._index: dict[bytes, set[bytes]] = {}
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._index: dict[bytes, set[Hashable]] = {}
         self._pending: dict[bytes, set[Fill]] = {}
         self._generation = 0
         self._bytes = 0
@@ -332,12 +341,41 @@ class Cache:
 
     # -- reads ------------------------------------------------------------------
 
-    def get(self, command: bytes) -> Reply | Marker:
-        """The cached reply to ``command`` (a copy of anything mutable), or ``MISS``."""
+    def hit(self, args: tuple[object, ...]) -> tuple[Reply, Error | None] | None:
+        """``cmd()``'s answer from the cache for a command given as its arguments, or None.
+
+        The fast path, before anything is encoded: commands whose arguments
+        are all ``str``/``bytes`` are kept under the arguments themselves
+        (others under their encoded bytes, see ``key_for``).
+        """
+        try:
+            entry = self._entries.get(args)
+        except TypeError:  # an unhashable argument (a bytearray ...)
+            return None
+        if entry is None:
+            return None
+        state = self.state
+        if state.in_multi or state.not_cacheable_now():
+            return None
+        if self._max_age is not None and time.monotonic() - entry.born > self._max_age:
+            self._remove(args)
+            return None
+        self._entries.move_to_end(args)
+        self.stats.hits += 1
+        answer = entry.answer
+        if answer is None:  # a list, dict or set: each caller gets its own copy
+            return copy_reply(entry.value), None
+        return answer
+
+    def lookup(self, command: Hashable) -> Reply | Marker:
+        """The cached reply for a cacheable read's key, or ``MISS`` (counted as one)."""
         entry = self._entries.get(command)
         if entry is None:
             self.stats.misses += 1
             return MISS
+        return self._served(command, entry)
+
+    def _served(self, command: Hashable, entry: _Entry) -> Reply | Marker:
         max_age = self.settings.max_age
         if max_age is not None and time.monotonic() - entry.born > max_age:
             self._remove(command)
@@ -360,7 +398,7 @@ class Cache:
                 waiting.add(fill)
         return fill
 
-    def finish(self, fill: Fill, command: bytes, value: Reply) -> Reply:
+    def finish(self, fill: Fill, command: Hashable, length: int, value: Reply) -> Reply:
         """The read's reply arrived: keep it if nothing spoiled it; what the caller gets."""
         self.abandon(fill)
         if (fill.spoiled or fill.generation != self._generation or not self.alive
@@ -369,7 +407,7 @@ class Cache:
         if self.settings.prefixes is not None and not _all_prefixed(
                 fill.keys, self.settings.prefixes):
             return value
-        size = len(command) + reply_size(value) + ENTRY_OVERHEAD
+        size = length + reply_size(value) + ENTRY_OVERHEAD
         if size > self.settings.max_bytes:
             return value
         if command in self._entries:
@@ -479,7 +517,7 @@ class Cache:
             self._remove(command)
             self.stats.evictions += 1
 
-    def _remove(self, command: bytes) -> None:
+    def _remove(self, command: Hashable) -> None:
         entry = self._entries.pop(command)
         index = self._index
         for key in entry.keys:
@@ -491,6 +529,17 @@ class Cache:
         self._bytes -= entry.size
         self.stats.entries -= 1
         self.stats.bytes -= entry.size
+
+
+def key_for(args: tuple[object, ...], data: bytes) -> Hashable:
+    """Where a read is kept: its arguments when all are str/bytes (found before
+    encoding, by ``Cache.hit``), else its encoded bytes (``1`` and ``1.0`` are equal
+    in Python, yet different arguments to Redis)."""
+    for arg in args:
+        kind = arg.__class__
+        if kind is not str and kind is not bytes:
+            return data
+    return args
 
 
 def is_invalidation(value: Reply) -> bool:

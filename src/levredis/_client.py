@@ -18,7 +18,7 @@ from typing import Any, Final, Literal, TypedDict
 
 from . import _pool
 from ._blocking import BLOCKING, RECOVERING, RECOVERY_LIMIT, Recovery, is_blocking
-from ._cache import READ, Cache, Keys, Marker
+from ._cache import READ, Cache, Keys, Marker, key_for
 from ._config import Config, ConfigView, parse_config
 from ._connection import open_connection
 from ._errors import (
@@ -169,6 +169,11 @@ class Client:
         """
         if self._closed:
             return None, CLOSED
+        cache = self._connection.cache
+        if cache is not None:
+            answer = cache.hit(args)
+            if answer is not None:  # answered here (a miss goes on below)
+                return answer
         try:
             data = encode_command(args)
         except ArgumentError as exc:
@@ -188,8 +193,9 @@ class Client:
             use = cache.classify(name, args)
             if use is not None:
                 if use[0] == READ:
-                    if not connection.state.in_transaction():
-                        return await self._through_cache(connection, cache, use[1], data, limit)
+                    if connection.state.serves_from_cache():
+                        return await self._through_cache(connection, cache, use[1], args, data,
+                                                         limit)
                 else:
                     written = use[1]
         try:
@@ -232,11 +238,12 @@ class Client:
                 cache.wrote(written)  # type: ignore[union-attr]  # (set with cache)
 
     async def _through_cache(
-        self, connection: RedisProtocol, cache: Cache, keys: Keys, data: bytes,
-        limit: float | None,
+        self, connection: RedisProtocol, cache: Cache, keys: Keys, args: tuple[object, ...],
+        data: bytes, limit: float | None,
     ) -> tuple[Reply, Error | None]:
         """A cacheable read: from the cache, or from the server and then kept."""
-        value = cache.get(data)
+        where = key_for(args, data)
+        value = cache.lookup(where)
         if isinstance(value, Marker):  # a miss
             if connection.write_paused:
                 stopped = await self._writable(connection, limit)
@@ -257,7 +264,7 @@ class Client:
                 cache.abandon(fill)  # the caller left: nothing is kept
                 raise
             # Kept only if no invalidation of its keys arrived before it was taken.
-            value = cache.finish(fill, data, value)
+            value = cache.finish(fill, where, len(data), value)
         if value is None:
             return None, NOT_FOUND
         if isinstance(value, Error):

@@ -71,7 +71,7 @@ async def open_connection(
                                      PushLimits(config.max_pushes, config.max_push_bytes),
                                      resp3=config.protocol == 3)
                 if config.cache is not None:
-                    made.attach_cache(Cache(config.cache, cache_stats))
+                    made.attach_cache(Cache(config.cache, made.state, cache_stats))
                 return made
 
             if config.path is not None:

@@ -407,6 +407,14 @@ class SessionState:
         """Whether anything may still arrive that no command asked for."""
         return self.listening or self._push_plans > 0 or self.tracking
 
+    def serves_from_cache(self) -> bool:
+        """No MULTI open or sent, no MONITOR: a cached read may be answered locally."""
+        return not (self.in_multi or self.not_cacheable_now())
+
+    def not_cacheable_now(self) -> bool:
+        """MULTI or MONITOR sent (and not over): what is sent now must reach the server."""
+        return self._multi_sent or self._monitor_sent
+
     def in_transaction(self) -> bool:
         """MULTI sent or open: a blocking command is queued, not blocking."""
         return self._multi_sent or self.in_multi

@@ -11,7 +11,7 @@ from tests.servers import RedisServer
 from tests.test_readme import run_block
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["docs/resp3.md"]
+PAGES = ["docs/resp3.md", "docs/caching.md"]
 BLOCKS = [(page, code) for page in PAGES
           for lang, code in re.findall(r"```(\w+)\n(.*?)```", (ROOT / page).read_text(), re.S)
           if lang == "python"]

@@ -173,6 +173,22 @@ async def test_a_reply_is_a_copy_the_caller_may_change(
     await client.close()
 
 
+async def test_entries_are_per_command_shown_in_cfg_and_kept_by_pooled_connections(
+        cache_server: RedisServer, other: levredis.Client) -> None:
+    client = await connect_cached(cache_server, cache={"max_entries": 50, "max_age": 30})
+    assert client.cfg["cache"] == {"max_entries": 50, "max_bytes": 64 * 1024 * 1024,
+                                   "max_age": 30.0, "prefixes": None}
+    await other.cmd("SET", "warm", "v")
+    await client.cmd("GET", "warm")
+    await client.cmd("get", "warm")  # another command, another entry
+    assert cache_figures()["entries"] == 2
+    await client.close()  # back to the pool, entries and all
+    again = await connect_cached(cache_server, cache={"max_entries": 50, "max_age": 30})
+    assert await again.cmd("GET", "warm") == ("v", None)
+    assert await server_calls(other, "get") == 2  # the pooled connection started warm
+    await again.close()
+
+
 # -- rule 1: read after an acknowledged write ---------------------------------------------------
 
 

@@ -276,3 +276,19 @@ async def test_sentinel_ssl_applies_to_the_sentinels(sentinel: LocalSentinel) ->
         sentinel.config(ssl=True, sentinel_ssl=False, timeout=1))
     assert client is None and isinstance(err, levredis.NetworkError), err
     assert "(node 127.0.0.1:" in err, err
+
+
+async def test_a_cache_through_sentinel(sentinel: LocalSentinel) -> None:
+    """connect_sentinel() takes the client-side cache for its data nodes."""
+    client = await connect(sentinel, protocol=3, cache={"max_entries": 100})
+    writer = await connect(sentinel)
+    assert await writer.cmd("SET", "sentinel:cached", "one") == ("OK", None)
+    assert await client.cmd("GET", "sentinel:cached") == ("one", None)
+    assert await client.cmd("GET", "sentinel:cached") == ("one", None)
+    caching = [pool["cache"] for pool in levredis.pool_stats() if "cache" in pool]
+    assert caching and caching[0]["hits"] == 1
+    assert await writer.cmd("SET", "sentinel:cached", "two") == ("OK", None)
+    assert await client.cmd("PING") == ("PONG", None)
+    assert await client.cmd("GET", "sentinel:cached") == ("two", None)
+    await writer.close()
+    await client.close()

@@ -21,6 +21,7 @@ hands those to ``Cache.invalidate`` as they are parsed, in wire order.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ._errors import NOT_FOUND, Error
-from ._resp import ArgumentError, Reply, argument_bytes, command_name
+from ._resp import ArgumentError, Reply, argument_bytes, command_name, encode_command
 from ._state import SessionState
 
 
@@ -76,8 +77,8 @@ Keys = list[bytes] | set[bytes] | Marker
 READ: Final = 1
 WRITE: Final = 2
 
-#: Bytes counted per entry beyond its command and value (dicts, index, LRU links).
-ENTRY_OVERHEAD: Final = 200
+#: Bytes counted per entry beyond its command and value (entry, dicts, index, LRU links).
+ENTRY_OVERHEAD: Final = 400
 
 
 # -- the server's command table ----------------------------------------------------------
@@ -188,6 +189,9 @@ class _Command:
 
 
 _NOT_CACHEABLE: Final = frozenset({"blocking", "pubsub", "write", "may_replicate", "admin"})
+# Read-only by their flags, but run for what they do to the key (its access
+# time): answering them here would undo their purpose.
+_SIDE_EFFECT_READS: Final = frozenset({"TOUCH"})
 _CHANGING_SPEC: Final = frozenset({"RW", "OW", "RM", "INSERT", "DELETE", "UPDATE"})
 
 
@@ -209,9 +213,17 @@ class CommandRules:
                 self.containers.add(name)
                 for sub in subcommands:
                     if isinstance(sub, list) and sub:
-                        self.commands[_text(sub[0]).upper()] = _Command(sub)
+                        command = _Command(sub)
+                        # XINFO, OBJECT, MEMORY ... report the server's own view
+                        # of a key (groups, encoding, memory), which changes
+                        # with no change tracking reports: never cached.
+                        command.cacheable = False
+                        self.commands[_text(sub[0]).upper()] = command
             else:
-                self.commands[name] = _Command(info)
+                command = _Command(info)
+                if name in _SIDE_EFFECT_READS:
+                    command.cacheable = False
+                self.commands[name] = command
 
     def classify(self, name: str, args: Sequence[object]) -> tuple[int, Keys] | None:
         """``(READ, keys)``, ``(WRITE, keys | ALL)``, or None (neither)."""
@@ -291,9 +303,10 @@ class Fill:
 
 
 class _Entry:
-    __slots__ = ("answer", "born", "keys", "size", "value")
+    __slots__ = ("answer", "deadline", "keys", "size", "value")
 
-    def __init__(self, value: Reply, keys: list[bytes], size: int, born: float) -> None:
+    def __init__(self, value: Reply, keys: list[bytes], size: int,
+                 deadline: float | None) -> None:
         self.value = value
         #: ``cmd()``'s answer, made once (None for containers: copied per caller).
         self.answer: tuple[Reply, Error | None] | None = (
@@ -301,7 +314,9 @@ class _Entry:
             else (None, NOT_FOUND) if value is None else (value, None))
         self.keys = keys
         self.size = size
-        self.born = born
+        #: When it may no longer be served (``time.monotonic()``): a key's
+        #: expiry or ``max_age``, whichever comes first; None: until invalidated.
+        self.deadline = deadline
 
 
 #: What ``Cache.get`` returns when it holds nothing for a command.
@@ -357,7 +372,8 @@ class Cache:
         state = self.state
         if state.in_multi or state.not_cacheable_now():
             return None
-        if self._max_age is not None and time.monotonic() - entry.born > self._max_age:
+        deadline = entry.deadline
+        if deadline is not None and time.monotonic() >= deadline:
             self._remove(args)
             return None
         self._entries.move_to_end(args)
@@ -376,8 +392,8 @@ class Cache:
         return self._served(command, entry)
 
     def _served(self, command: Hashable, entry: _Entry) -> Reply | Marker:
-        max_age = self.settings.max_age
-        if max_age is not None and time.monotonic() - entry.born > max_age:
+        deadline = entry.deadline
+        if deadline is not None and time.monotonic() >= deadline:
             self._remove(command)
             self.stats.misses += 1
             return MISS
@@ -398,21 +414,38 @@ class Cache:
                 waiting.add(fill)
         return fill
 
-    def finish(self, fill: Fill, command: Hashable, length: int, value: Reply) -> Reply:
-        """The read's reply arrived: keep it if nothing spoiled it; what the caller gets."""
+    def finish(self, fill: Fill, command: Hashable, length: int, replies: list[Reply],
+               sent: float) -> Reply:
+        """The read's replies arrived: keep its value if nothing spoiled it; what the caller gets.
+
+        ``replies`` are the command's own, then one ``PTTL`` per key (sent in
+        the same write, ``sent`` being when): an entry is never served past
+        its keys' expiry, whether or not the server has deleted them yet.
+        """
         self.abandon(fill)
+        value = replies[0]
         if (fill.spoiled or fill.generation != self._generation or not self.alive
                 or isinstance(value, Error)):
             return value
         if self.settings.prefixes is not None and not _all_prefixed(
                 fill.keys, self.settings.prefixes):
             return value
+        now = time.monotonic()
+        deadline = None if self._max_age is None else now + self._max_age
+        for ttl in replies[1:]:
+            if ttl.__class__ is not int:  # PTTL refused (ACL ...): the expiry is unknown
+                return value
+            if ttl >= 0:
+                expiry = sent + ttl / 1000
+                deadline = expiry if deadline is None else min(deadline, expiry)
+        if deadline is not None and deadline <= now:
+            return value
         size = length + reply_size(value) + ENTRY_OVERHEAD
         if size > self.settings.max_bytes:
             return value
         if command in self._entries:
             self._remove(command)
-        self._entries[command] = _Entry(value, fill.keys, size, time.monotonic())
+        self._entries[command] = _Entry(value, fill.keys, size, deadline)
         index = self._index
         for key in fill.keys:
             entries = index.get(key)
@@ -564,16 +597,18 @@ def copy_reply(value: Reply) -> Reply:
 
 
 def reply_size(value: Reply) -> int:
-    """Roughly the bytes a reply holds: its strings at any depth, 16 per other item."""
-    if isinstance(value, (str, bytes)):
-        return len(value)
-    if isinstance(value, list):
-        return 16 + sum(reply_size(item) for item in value)
+    """About the memory a reply holds in Python, its objects at any depth included."""
+    size = sys.getsizeof(value) if value is not None else 0
+    if isinstance(value, (list, set)):
+        return size + sum([reply_size(item) for item in value])
     if isinstance(value, dict):
-        return 16 + sum(reply_size(k) + reply_size(v) for k, v in value.items())
-    if isinstance(value, set):
-        return 16 + sum(reply_size(item) for item in value)
-    return 16
+        return size + sum([reply_size(k) + reply_size(v) for k, v in value.items()])
+    return size
+
+
+def expiry_probe(keys: list[bytes]) -> bytes:
+    """One ``PTTL`` per key, sent right behind a read that missed."""
+    return b"".join([encode_command((b"PTTL", key)) for key in keys])
 
 
 def _all_prefixed(keys: list[bytes], prefixes: tuple[bytes, ...]) -> bool:

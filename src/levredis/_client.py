@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 import traceback
 import warnings
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,7 @@ from typing import Any, Final, Literal, TypedDict
 
 from . import _pool
 from ._blocking import BLOCKING, RECOVERING, RECOVERY_LIMIT, Recovery, is_blocking
-from ._cache import READ, Cache, Keys, Marker, key_for
+from ._cache import READ, Cache, Keys, Marker, expiry_probe, key_for
 from ._config import Config, ConfigView, parse_config
 from ._connection import open_connection
 from ._errors import (
@@ -235,7 +236,15 @@ class Client:
             return value, None
         finally:
             if written is not None:
-                cache.wrote(written)  # type: ignore[union-attr]  # (set with cache)
+                self._wrote(cache, written)  # type: ignore[arg-type]  # (set with cache)
+
+    def _wrote(self, cache: Cache, written: Keys) -> None:
+        """Forget what an own write changed: in the cache of the connection it was
+        sent on, and in this client's current one (a reconnect may have come between)."""
+        cache.wrote(written)
+        current = self._connection.cache
+        if current is not None and current is not cache:
+            current.wrote(written)
 
     async def _through_cache(
         self, connection: RedisProtocol, cache: Cache, keys: Keys, args: tuple[object, ...],
@@ -250,21 +259,26 @@ class Client:
                 if stopped is not None:
                     return None, stopped
             fill = cache.begin(keys)  # type: ignore[arg-type]  # (a read's keys: a list)
+            sent = time.monotonic()
             try:
-                future = connection.request(data)
+                future = connection.request_batch(
+                    data + expiry_probe(fill.keys), 1 + len(fill.keys), None)
                 if limit is None:
-                    value = await future
+                    replies = await future
                 else:
                     handle = self._loop.call_later(limit, connection.time_out, future)
                     try:
-                        value = await future
+                        replies = await future
                     finally:
                         handle.cancel()
             except BaseException:
                 cache.abandon(fill)  # the caller left: nothing is kept
                 raise
+            if isinstance(replies, Error):
+                cache.abandon(fill)
+                return None, replies
             # Kept only if no invalidation of its keys arrived before it was taken.
-            value = cache.finish(fill, where, len(data), value)
+            value = cache.finish(fill, where, len(data), replies, sent)
         if value is None:
             return None, NOT_FOUND
         if isinstance(value, Error):
@@ -320,7 +334,7 @@ class Client:
                     handle.cancel()
         finally:
             if written is not None:
-                cache.wrote(written)  # type: ignore[union-attr]
+                self._wrote(cache, written)  # type: ignore[arg-type]  # (set with cache)
         if isinstance(replies, Error):
             return None, replies
         return [

@@ -62,6 +62,10 @@ _CLIENT_HARMLESS: Final = frozenset(
      "GETREDIR", "TRACKINGINFO", "HELP"}
 )
 
+# Refused on a caching client: the entries were read on this db, as this user,
+# with tracking on; MONITOR would take the connection's replies away from it.
+_CACHE_REFUSED: Final = frozenset({"SELECT", "HELLO", "AUTH", "MONITOR"})
+
 _MONITOR_MODE: Final = UsageError("the connection is in MONITOR mode: use read()")
 
 
@@ -218,6 +222,14 @@ class SessionState:
 
     def _refusal(self, name: str, args: Sequence[object]) -> UsageError | None:
         """Why a command must not be sent at all, or None."""
+        if self.caching and (name in _CACHE_REFUSED or (
+                name == "CLIENT" and len(args) >= 2
+                and command_name(args[1]) in ("TRACKING", "CACHING"))):
+            shown = name if name != "CLIENT" else f"CLIENT {command_name(args[1])}"
+            return UsageError(
+                f"{shown} is refused on a caching client: its cache relies on the "
+                "connection's db, user and tracking as connect() set them up (choose them "
+                "in the config, or use a client without the cache)")
         if name in SUBSCRIBE_COMMANDS or name == "MONITOR":
             if self._multi_sent:
                 return UsageError(
@@ -233,14 +245,6 @@ class SessionState:
                     f"CLIENT REPLY {mode} is not supported: without replies, "
                     "levredis could not match replies to callers"
                 )
-        elif self.caching and (name in ("SELECT", "HELLO") or (
-                name == "CLIENT" and len(args) >= 2
-                and command_name(args[1]) in ("TRACKING", "CACHING"))):
-            shown = name if name != "CLIENT" else f"CLIENT {command_name(args[1])}"
-            return UsageError(
-                f"{shown} is refused on a caching client: its cache relies on the "
-                "connection's db and tracking as connect() set them up (choose the db "
-                "in the config, or use a client without the cache)")
         elif name == "RESET" and self.resp3:
             return UsageError(
                 "RESET is refused on a RESP3 connection: the server would switch it back "

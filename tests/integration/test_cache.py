@@ -102,20 +102,27 @@ NOT_CACHED = [
     ("HRANDFIELD", "h"), ("ZRANDMEMBER", "z"), ("SCAN", "0"), ("HSCAN", "h", "0"),
     ("EVAL_RO", "return 1", "0"), ("DUMP", "s"), ("PFCOUNT", "hll"),
     ("SORT_RO", "l", "BY", "w*"), ("OBJECT", "IDLETIME", "s"), ("DBSIZE",), ("PING",),
+    # Read-only by their flags, yet not cacheable (found by the review): TOUCH is
+    # run for its effect; subcommands report the server's own view of a key.
+    ("TOUCH", "s"), ("OBJECT", "ENCODING", "s"), ("MEMORY", "USAGE", "h"),
+    ("XINFO", "STREAM", "st"), ("XINFO", "GROUPS", "st"),
 ]
+CONTAINERS = ("OBJECT", "MEMORY", "XINFO")
 
 
 async def test_cacheable_commands_come_from_the_servers_command_table(
         cache_server: RedisServer, other: levredis.Client) -> None:
     await other.pipeline([["SET", "s", "abc"], ["SET", "s2", "abd"], ["HSET", "h", "a", "1"],
                           ["SADD", "set", "x"], ["RPUSH", "l", "3", "1"],
-                          ["ZADD", "z", "1", "m"], ["PFADD", "hll", "a"]])
+                          ["ZADD", "z", "1", "m"], ["PFADD", "hll", "a"],
+                          ["XADD", "st", "*", "f", "v"]])
     client = await connect_cached(cache_server)
     for command in CACHED + NOT_CACHED:
         first = await client.cmd(*command)
         again = await client.cmd(*command)
         assert first[1] is None or first[1] == "not found", (command, first)
-        name = command[0].lower() + ("|" + command[1].lower() if command[0] == "OBJECT" else "")
+        name = command[0].lower() + (
+            "|" + command[1].lower() if command[0] in CONTAINERS else "")
         calls = await server_calls(other, name)
         if command in CACHED:
             assert calls == 1, f"{command} should be answered from the cache ({calls} calls)"
@@ -427,6 +434,68 @@ async def test_max_age_bounds_how_long_an_entry_is_served(
     await client.close()
 
 
+async def test_an_entry_is_never_served_past_its_keys_expiry(
+        cache_server: RedisServer, other: levredis.Client) -> None:
+    """Even while the server has not deleted the key yet (its active expiry off here)."""
+    await other.cmd("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+    try:
+        client = await connect_cached(cache_server)
+        await other.cmd("SET", "session", "alice", "PX", "200")
+        await other.cmd("SET", "forever", "bob")
+        assert await client.cmd("MGET", "session", "forever") == (["alice", "bob"], None)
+        assert await client.cmd("GET", "session") == ("alice", None)
+        assert await client.cmd("GET", "session") == ("alice", None)  # a hit
+        await asyncio.sleep(0.3)
+        assert await client.cmd("GET", "session") == (None, "not found")
+        assert await client.cmd("MGET", "session", "forever") == ([None, "bob"], None)
+        assert await client.cmd("GET", "forever") == ("bob", None)
+        await client.close()
+    finally:
+        await other.cmd("DEBUG", "SET-ACTIVE-EXPIRE", "1")
+
+
+async def test_a_user_without_pttl_gets_no_entries_kept(
+        cache_server: RedisServer, other: levredis.Client) -> None:
+    await other.cmd("ACL", "SETUSER", "nopttl", "on", ">pw", "~*", "+@all", "-pttl")
+    try:
+        client = await connect_cached(cache_server, auth={"user": "nopttl", "pass": "pw"})
+        await other.cmd("SET", "acl", "v")
+        assert await client.cmd("GET", "acl") == ("v", None)
+        assert await client.cmd("GET", "acl") == ("v", None)
+        assert await server_calls(other, "get") == 2 and cache_figures()["entries"] == 0
+        await client.close()
+    finally:
+        await other.cmd("ACL", "DELUSER", "nopttl")
+
+
+@pytest.mark.asyncio(loop_factories=["asyncio"])
+async def test_max_bytes_bounds_the_memory_really_held(
+        cache_server: RedisServer, other: levredis.Client) -> None:
+    """Python objects counted as what they cost, not as their string lengths."""
+    import gc
+    import tracemalloc
+
+    for n in range(20):
+        await other.cmd("RPUSH", f"long:{n}", *[f"{i % 100:02d}" for i in range(2_000)])
+    client = await connect_cached(cache_server, cache={"max_bytes": 1 << 19})
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(20):
+            value, err = await client.cmd("LRANGE", f"long:{n}", "0", "-1")
+            assert err is None and len(value) == 2_000  # type: ignore[arg-type]
+            del value
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    figures = cache_figures()
+    assert figures["bytes"] <= 1 << 19 and figures["entries"] >= 1
+    assert held <= 1.5 * (1 << 19), f"{held:,} bytes held for max_bytes 512 KiB"
+    await client.close()
+
+
 # -- what bypasses it, what is refused ---------------------------------------------------------------
 
 
@@ -445,7 +514,7 @@ async def test_session_changes_are_refused_on_a_caching_client(
         cache_server: RedisServer) -> None:
     client = await connect_cached(cache_server)
     for command in (["SELECT", "1"], ["CLIENT", "TRACKING", "OFF"], ["HELLO", "3"],
-                    ["CLIENT", "CACHING", "NO"]):
+                    ["CLIENT", "CACHING", "NO"], ["MONITOR"], ["AUTH", "someone", "pw"]):
         value, err = await client.cmd(*command)
         assert value is None and isinstance(err, levredis.UsageError), command
         assert "caching client" in err

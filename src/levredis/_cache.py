@@ -369,8 +369,7 @@ class Cache:
             return None
         if entry is None:
             return None
-        state = self.state
-        if state.in_multi or state.not_cacheable_now():
+        if self.state.multi_sent:  # inside MULTI: the server must queue it
             return None
         deadline = entry.deadline
         if deadline is not None and time.monotonic() >= deadline:

@@ -109,7 +109,7 @@ class SessionState:
 
     __slots__ = (
         "_monitor_sent",
-        "_multi_sent",
+        "multi_sent",
         "_push_plans",
         "authenticated",
         "caching",
@@ -151,8 +151,11 @@ class SessionState:
         self.listening = False
         #: Shard channels were subscribed since the last RESET (see is_stray_unsubscribe).
         self.shard_history = False
+        #: MULTI sent, its transaction not yet answered over (a prediction from
+        #: what was sent: it decides refusals, and that nothing may be answered
+        #: from a cache meanwhile).
+        self.multi_sent = False
         # Predictions from what was sent, for refusals only.
-        self._multi_sent = False
         self._monitor_sent = False
         self._push_plans = 0
 
@@ -175,12 +178,12 @@ class SessionState:
 
     def plan_batch(self, commands: Sequence[Sequence[object]]) -> list[Plan | None] | UsageError:
         """``plan_command`` for a pipeline: all are accepted, or none."""
-        saved = (self._multi_sent, self._monitor_sent, self._push_plans)
+        saved = (self.multi_sent, self._monitor_sent, self._push_plans)
         plans: list[Plan | None] = []
         for args in commands:
             plan = self.plan_command(args)
             if plan.__class__ is UsageError:
-                self._multi_sent, self._monitor_sent, self._push_plans = saved
+                self.multi_sent, self._monitor_sent, self._push_plans = saved
                 if plan is _MONITOR_MODE and not saved[1]:
                     return UsageError("MONITOR must be the last command of a pipeline")
                 return plan
@@ -193,7 +196,7 @@ class SessionState:
             return refusal
         if name == "CLIENT" and _client_harmless(args):
             return None
-        if self._multi_sent and name not in ("EXEC", "DISCARD", "RESET", "MULTI", "WATCH",
+        if self.multi_sent and name not in ("EXEC", "DISCARD", "RESET", "MULTI", "WATCH",
                                               "QUIT"):
             return Plan(name, 1, queued=True)
         if name in SUBSCRIBE_COMMANDS:
@@ -208,7 +211,7 @@ class SessionState:
         # confirms the transaction is over (EXEC/DISCARD/RESET answered): an
         # EXEC or DISCARD can be refused and leave it open.
         if name == "MULTI":
-            self._multi_sent = True
+            self.multi_sent = True
         elif name == "MONITOR":
             self._monitor_sent = True
             self._push_plans += 1
@@ -231,7 +234,7 @@ class SessionState:
                 "connection's db, user and tracking as connect() set them up (choose them "
                 "in the config, or use a client without the cache)")
         if name in SUBSCRIBE_COMMANDS or name == "MONITOR":
-            if self._multi_sent:
+            if self.multi_sent:
                 return UsageError(
                     f"{name} inside MULTI (or before its EXEC is answered) is refused: "
                     "its answer would come inside "
@@ -336,9 +339,9 @@ class SessionState:
         name = plan.name
         if name in ("EXEC", "DISCARD"):
             if not is_error:  # results or NULL (a WATCH fired): MULTI and WATCH are over
-                self.in_multi = self.watching = self._multi_sent = False
+                self.in_multi = self.watching = self.multi_sent = False
             elif not self.in_multi:
-                self._multi_sent = False  # "without MULTI": none is open
+                self.multi_sent = False  # "without MULTI": none is open
             else:
                 # EXECABORT ends MULTI, an arity or ACL error does not: not
                 # knowing which, never hand the connection to anyone else.
@@ -352,7 +355,7 @@ class SessionState:
                 self.monitor = self.listening = True
         elif is_error:
             if name == "MULTI" and not self.in_multi:
-                self._multi_sent = False  # refused: no transaction was opened
+                self.multi_sent = False  # refused: no transaction was opened
             return
         elif name == "MULTI":
             self.in_multi = True
@@ -379,7 +382,7 @@ class SessionState:
         """+RESET: the server's state of a new, unauthenticated connection on db 0."""
         for channels in self.subscriptions.values():
             channels.clear()
-        self.in_multi = self.watching = self._multi_sent = False
+        self.in_multi = self.watching = self.multi_sent = False
         self.listening = self.monitor
         self.current_db = 0
         self.shard_history = False
@@ -412,20 +415,19 @@ class SessionState:
         return self.listening or self._push_plans > 0 or self.tracking
 
     def serves_from_cache(self) -> bool:
-        """No MULTI open or sent, no MONITOR: a cached read may be answered locally."""
-        return not (self.in_multi or self.not_cacheable_now())
+        """No MULTI sent or open: a cached read may be answered locally.
 
-    def not_cacheable_now(self) -> bool:
-        """MULTI or MONITOR sent (and not over): what is sent now must reach the server."""
-        return self._multi_sent or self._monitor_sent
+        (``in_multi`` implies ``multi_sent``; MONITOR is refused on a caching client.)
+        """
+        return not self.multi_sent
 
     def in_transaction(self) -> bool:
         """MULTI sent or open: a blocking command is queued, not blocking."""
-        return self._multi_sent or self.in_multi
+        return self.multi_sent or self.in_multi
 
     def is_plain(self) -> bool:
         """No session state at all, none predicted: any pooled connection would do."""
-        return (not self._multi_sent and not self.pushes_possible
+        return (not self.multi_sent and not self.pushes_possible
                 and self.unpoolable_reason() is None)
 
     def unpoolable_reason(self) -> str | None:

@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import functools
 import json
+import os
 import random
 import statistics
 import sys
@@ -294,8 +295,12 @@ async def w7_round(client: CachingClient, port: int, seconds: float) -> dict[str
             "hit_ratio": None if hits is None or not reads else hits / reads}
 
 
-def run_w7(seconds: float, rounds: int, clients: list[CachingClient]) -> dict[str, Any]:
-    server = RedisServer().start()
+def run_w7(seconds: float, rounds: int, clients: list[CachingClient],
+           pin: bool = False) -> dict[str, Any]:
+    """Each client's rounds in turn; ``pin``: the server on CPU 0, this process on CPU 1."""
+    if pin:
+        os.sched_setaffinity(0, {1})
+    server = RedisServer(cpu=0 if pin else None).start()
     results: dict[str, Any] = {}
     try:
         for client in clients:
@@ -320,7 +325,7 @@ def run_w7(seconds: float, rounds: int, clients: list[CachingClient]) -> dict[st
 
 def table(results: dict[str, Any]) -> str:
     ours = results.get("levredis cache", {}).get("reads_per_s")
-    lines = [f"{'W7 hot reads, 100 tasks':32} {'reads/s':>12} {'levredis cache x':>17} "
+    lines = [f"{'W7 hot reads, 100 tasks':32} {'reads/s':>12} {'levredis cache is':>17} "
              f"{'stale':>7} {'wrong':>7} {'errors':>7}"]
     for name, figures in results.items():
         if "skipped" in figures:
@@ -339,11 +344,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--clients", default="", help="comma-separated subset of names")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--pin", action="store_true",
+                        help="server on CPU 0, clients on CPU 1 (needs 2 CPUs)")
     args = parser.parse_args()
     seconds, rounds = (0.5, 1) if args.quick else (args.seconds, args.rounds)
     wanted = {name for name in args.clients.split(",") if name}
     clients = [c for c in w7_clients() if not wanted or c.name in wanted]
-    results = run_w7(seconds, rounds, clients)
+    results = run_w7(seconds, rounds, clients, pin=args.pin and (os.cpu_count() or 1) >= 2)
     print(table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -67,8 +67,10 @@ class RedisServer:
     """One redis-server process; ``restart()`` keeps its port."""
 
     def __init__(self, extra: Sequence[str] = (), tls_port: bool = False,
-                 port: int | None = None) -> None:
+                 port: int | None = None, cpu: int | None = None) -> None:
         self.port = port or free_port()
+        #: Pin the server to this CPU (benchmarks: the client runs on another).
+        self.cpu = cpu
         self.tls = tls_port
         self.extra = list(extra)
         self.dir = Path(tempfile.mkdtemp(prefix="levredis-test-"))
@@ -81,8 +83,9 @@ class RedisServer:
     def args(self) -> list[str]:
         port_args = ["--port", "0", "--tls-port", str(self.port)] if self.tls else [
             "--port", str(self.port)]
+        pin = [] if self.cpu is None else ["taskset", "-c", str(self.cpu)]
         return [
-            REDIS_SERVER, *port_args, "--bind", "127.0.0.1", "--save", "",
+            *pin, REDIS_SERVER, *port_args, "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no",
             "--logfile", str(self.dir / "redis.log"), *self.extra,
         ]

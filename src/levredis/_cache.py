@@ -303,7 +303,7 @@ class Fill:
 
 
 class _Entry:
-    __slots__ = ("answer", "deadline", "keys", "size", "value")
+    __slots__ = ("answer", "deadline", "keys", "size", "used", "value")
 
     def __init__(self, value: Reply, keys: list[bytes], size: int,
                  deadline: float | None) -> None:
@@ -317,6 +317,8 @@ class _Entry:
         #: When it may no longer be served (``time.monotonic()``): a key's
         #: expiry or ``max_age``, whichever comes first; None: until invalidated.
         self.deadline = deadline
+        #: Served since eviction last passed it (a second chance: see ``_bound``).
+        self.used = False
 
 
 #: What ``Cache.get`` returns when it holds nothing for a command.
@@ -375,7 +377,7 @@ class Cache:
         if deadline is not None and time.monotonic() >= deadline:
             self._remove(args)
             return None
-        self._entries.move_to_end(args)
+        entry.used = True
         self.stats.hits += 1
         answer = entry.answer
         if answer is None:  # a list, dict or set: each caller gets its own copy
@@ -396,7 +398,7 @@ class Cache:
             self._remove(command)
             self.stats.misses += 1
             return MISS
-        self._entries.move_to_end(command)
+        entry.used = True
         self.stats.hits += 1
         value = entry.value
         return copy_reply(value) if value.__class__ in _MUTABLE else value
@@ -541,11 +543,21 @@ class Cache:
     # -- bounds -----------------------------------------------------------------------------
 
     def _bound(self) -> None:
+        """Evict until within bounds: the oldest entry not served since it was last passed.
+
+        Least recently used, approximately ("second chance", as CLOCK): a hit
+        only sets a flag, so it costs no reordering; eviction moves a flagged
+        entry to the young end once, clearing its flag.
+        """
         settings = self.settings
         entries = self._entries
         while entries and (len(entries) > settings.max_entries
                            or self._bytes > settings.max_bytes):
-            command = next(iter(entries))
+            command, entry = next(iter(entries.items()))
+            if entry.used:
+                entry.used = False
+                entries.move_to_end(command)
+                continue
             self._remove(command)
             self.stats.evictions += 1
 

@@ -45,6 +45,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.caching --rounds 5 --pin --clients "levredis cache,levredis,redis-py+hiredis" --json docs/bench/w7-pinned.json > docs/bench/w7.txt
 	$(BIN)/python -m bench.caching --rounds 3 --json docs/bench/w7.json >> docs/bench/w7.txt
 	cat docs/bench/w7.txt
+	$(BIN)/python -m bench.against_c --rounds 3 --json docs/bench/against_c.json > docs/bench/against_c.txt
+	$(BIN)/python -m bench.importtime >> docs/bench/against_c.txt
+	cat docs/bench/against_c.txt
 
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --site-dir site

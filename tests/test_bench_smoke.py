@@ -72,3 +72,18 @@ def test_w7_runs_with_no_stale_read(tmp_path: Path) -> None:
     if os.environ.get("LEVREDIS_BENCH_PEERS") == "all":
         for name in ("levredis", "redis-py+hiredis", "coredis cache", "valkey-glide cache"):
             assert results[name].get("reads", 0) > 0, (name, results[name])
+
+
+def test_the_c_comparison_and_importtime_run() -> None:
+    """bench.against_c (redis-benchmark beside levredis, pinned) and bench.importtime."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.against_c", "--quick", "--rounds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    for workload in ("W1 sequential GET", "W2 pipelined SET x1000", "W3 100 tasks, one client"):
+        assert workload in completed.stdout
+    completed = subprocess.run([sys.executable, "-m", "bench.importtime", "--runs", "1"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=120,
+                               check=False)
+    assert completed.returncode == 0 and "levredis   import" in completed.stdout

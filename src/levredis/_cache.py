@@ -26,7 +26,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from ._errors import NOT_FOUND, Error
 from ._resp import ArgumentError, Reply, argument_bytes, command_name, encode_command
@@ -72,6 +72,8 @@ class Marker:
 ALL: Final = Marker("ALL")
 #: What a command reads or writes: its keys, or a marker.
 Keys = list[bytes] | set[bytes] | Marker
+
+_T = TypeVar("_T", bound=Hashable)
 
 #: What ``CommandRules.classify`` says of one command.
 READ: Final = 1
@@ -406,13 +408,7 @@ class Cache:
     def begin(self, keys: list[bytes]) -> Fill:
         """A read of ``keys`` is about to be sent."""
         fill = Fill(keys, self._generation)
-        pending = self._pending
-        for key in keys:
-            waiting = pending.get(key)
-            if waiting is None:
-                pending[key] = {fill}
-            else:
-                waiting.add(fill)
+        _link(self._pending, keys, fill)
         return fill
 
     def finish(self, fill: Fill, command: Hashable, length: int, replies: list[Reply],
@@ -447,13 +443,7 @@ class Cache:
         if command in self._entries:
             self._remove(command)
         self._entries[command] = _Entry(value, fill.keys, size, deadline)
-        index = self._index
-        for key in fill.keys:
-            entries = index.get(key)
-            if entries is None:
-                index[key] = {command}
-            else:
-                entries.add(command)
+        _link(self._index, fill.keys, command)
         self._bytes += size
         self.stats.entries += 1
         self.stats.bytes += size
@@ -463,13 +453,7 @@ class Cache:
 
     def abandon(self, fill: Fill) -> None:
         """A fill is over (answered, failed or its caller left)."""
-        pending = self._pending
-        for key in fill.keys:
-            waiting = pending.get(key)
-            if waiting is not None:
-                waiting.discard(fill)
-                if not waiting:
-                    del pending[key]
+        _unlink(self._pending, fill.keys, fill)
 
     # -- what changes keys -------------------------------------------------------------------
 
@@ -563,16 +547,30 @@ class Cache:
 
     def _remove(self, command: Hashable) -> None:
         entry = self._entries.pop(command)
-        index = self._index
-        for key in entry.keys:
-            commands = index.get(key)
-            if commands is not None:
-                commands.discard(command)
-                if not commands:
-                    del index[key]
+        _unlink(self._index, entry.keys, command)
         self._bytes -= entry.size
         self.stats.entries -= 1
         self.stats.bytes -= entry.size
+
+
+def _link(table: dict[bytes, set[_T]], keys: list[bytes], member: _T) -> None:
+    """Add ``member`` to each key's set in ``table``."""
+    for key in keys:
+        members = table.get(key)
+        if members is None:
+            table[key] = {member}
+        else:
+            members.add(member)
+
+
+def _unlink(table: dict[bytes, set[_T]], keys: list[bytes], member: _T) -> None:
+    """Take ``member`` out of each key's set in ``table``; drop sets left empty."""
+    for key in keys:
+        members = table.get(key)
+        if members is not None:
+            members.discard(member)
+            if not members:
+                del table[key]
 
 
 def key_for(args: tuple[object, ...], data: bytes) -> Hashable:

@@ -238,6 +238,22 @@ class Client:
             if written is not None:
                 self._wrote(cache, written)  # type: ignore[arg-type]  # (set with cache)
 
+    async def _answered(
+        self, connection: RedisProtocol, future: asyncio.Future[list[Reply] | Error],
+        limit: float | None,
+    ) -> list[Reply] | Error:
+        """A batch's replies, within ``limit`` (past it the connection is closed).
+
+        (``cmd()`` has the same steps inline: its hot path saves the frame.)
+        """
+        if limit is None:
+            return await future
+        handle = self._loop.call_later(limit, connection.time_out, future)
+        try:
+            return await future
+        finally:
+            handle.cancel()
+
     def _wrote(self, cache: Cache, written: Keys) -> None:
         """Forget what an own write changed: in the cache of the connection it was
         sent on, and in this client's current one (a reconnect may have come between)."""
@@ -261,16 +277,8 @@ class Client:
             fill = cache.begin(keys)  # type: ignore[arg-type]  # (a read's keys: a list)
             sent = time.monotonic()
             try:
-                future = connection.request_batch(
-                    data + expiry_probe(fill.keys), 1 + len(fill.keys), None)
-                if limit is None:
-                    replies = await future
-                else:
-                    handle = self._loop.call_later(limit, connection.time_out, future)
-                    try:
-                        replies = await future
-                    finally:
-                        handle.cancel()
+                replies = await self._answered(connection, connection.request_batch(
+                    data + expiry_probe(fill.keys), 1 + len(fill.keys), None), limit)
             except BaseException:
                 cache.abandon(fill)  # the caller left: nothing is kept
                 raise
@@ -324,14 +332,7 @@ class Client:
             b"".join(parts), count, None if plans.count(None) == count else plans
         )
         try:
-            if limit is None:
-                replies = await future
-            else:
-                handle = self._loop.call_later(limit, connection.time_out, future)
-                try:
-                    replies = await future
-                finally:
-                    handle.cancel()
+            replies = await self._answered(connection, future, limit)
         finally:
             if written is not None:
                 self._wrote(cache, written)  # type: ignore[arg-type]  # (set with cache)

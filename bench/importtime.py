@@ -16,7 +16,6 @@ import statistics
 import subprocess
 import sys
 
-
 _ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
 
 

@@ -9,6 +9,9 @@ armed, on every connection through the proxy:
 - ``cut``     forward half of the next chunk, then close the connection
 - ``rst``     reset the connection (RST) when the next chunk arrives
 - ``garbage`` replace the next chunk with bytes that are not RESP
+
+``slow_down(n, seconds)`` delays the replies of the n-th connection accepted
+(from 0) alone: one slow link beside fast ones.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class FaultProxy:
         self.connections = 0
         self._writers: set[asyncio.StreamWriter] = set()
         self._links: set[_Link] = set()
+        #: Every link in the order accepted (for slow_down).
+        self._accepted: list[_Link] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -44,6 +49,10 @@ class FaultProxy:
         self.delay = delay
         for link in self._links:
             link.fault = None
+
+    def slow_down(self, n: int, seconds: float) -> None:
+        """Delay each reply chunk of the n-th connection accepted by ``seconds``."""
+        self._accepted[n].delay = seconds
 
     def strike(self, fault: str) -> None:
         """Hit the connections open now (idle ones too), leaving new ones alone."""
@@ -86,6 +95,7 @@ class FaultProxy:
         self._writers |= {client_writer, server_writer}
         link = _Link(client_writer)
         self._links.add(link)
+        self._accepted.append(link)
         upstream = asyncio.create_task(self._pipe(client_reader, server_writer))
         downstream = asyncio.create_task(self._replies(server_reader, link))
         self._tasks |= {upstream, downstream}
@@ -109,8 +119,8 @@ class FaultProxy:
         writer = link.client
         while data := await reader.read(65536):
             fault = link.fault or self.fault
-            if self.delay:
-                await asyncio.sleep(self.delay)
+            if self.delay or link.delay:
+                await asyncio.sleep(self.delay or link.delay)
             if fault is None:
                 writer.write(data)
             elif fault == "stall":
@@ -138,6 +148,7 @@ class _Link:
     def __init__(self, client: asyncio.StreamWriter) -> None:
         self.client = client
         self.fault: str | None = None
+        self.delay = 0.0
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:

@@ -79,8 +79,12 @@ _T = TypeVar("_T", bound=Hashable)
 READ: Final = 1
 WRITE: Final = 2
 
-#: Bytes counted per entry beyond its command and value (entry, dicts, index, LRU links).
+#: Bytes counted per entry beyond its command, keys and value (the entry, its
+#: slot in the LRU dict, the answer tuple).
 ENTRY_OVERHEAD: Final = 400
+#: Bytes counted per key of an entry: its set in the key index (a one-member
+#: set is 216 bytes) and that set's slot in the index dict.
+INDEX_COST: Final = 300
 
 
 # -- the server's command table ----------------------------------------------------------
@@ -108,8 +112,7 @@ class _KeySpec:
 
     def known(self) -> bool:
         """Whether its keys can be found from the arguments alone."""
-        return (self.begin in ("index", "keyword") and self.find in ("range", "keynum")
-                and not (self.find == "range" and self.limit not in (0, 1)))
+        return self.begin in ("index", "keyword") and self.find in ("range", "keynum")
 
     def keys(self, argv: Sequence[object]) -> list[object] | None:
         """Its keys in ``argv`` (the whole command), or None where that cannot be told."""
@@ -125,6 +128,8 @@ class _KeySpec:
             return [] if begin == count else None
         if self.find == "range":
             last = begin + self.last if self.last >= 0 else count + self.last
+            if self.last == -1 and self.limit > 1:  # 2: half the arguments left are keys
+                last = begin + (count - begin) // self.limit - 1
             if last < begin - 1 or last >= count:
                 return None
             return list(argv[begin:last + 1:self.step])
@@ -157,37 +162,51 @@ class _KeySpec:
 class _Command:
     """What the cache needs of one command: may it be cached, what does it change."""
 
-    __slots__ = ("cacheable", "specs", "write_all", "writes")
+    __slots__ = ("cacheable", "read_specs", "write_all", "write_specs", "writes")
 
     def __init__(self, info: Sequence[object]) -> None:
         flags = _words(info[2]) if len(info) > 2 else set()
         tips = _words(info[7]) if len(info) > 7 else set()
-        specs = [_KeySpec(_map(spec)) for spec in _items(info[8])] if len(info) > 8 else []
-        spec_flags = [_words(_map(spec).get("flags")) for spec in
-                      (_items(info[8]) if len(info) > 8 else [])]
-        self.specs = specs
-        all_known = all(spec.known() for spec in specs) and not any(
-            "INCOMPLETE" in f for f in spec_flags)
-        changes_key = any(f & _CHANGING_SPEC for f in spec_flags)
+        raw = [_map(spec) for spec in _items(info[8])] if len(info) > 8 else []
+        # Key spec flags as the server spells them vary in case (RW, delete ...).
+        pairs = [(_KeySpec(spec), {flag.upper() for flag in _words(spec.get("flags"))})
+                 for spec in raw]
+        changing = [(spec, spec_flags) for spec, spec_flags in pairs
+                    if spec_flags & _CHANGING_SPEC]
         script = "noscript" in flags and "movablekeys" in flags
         self.cacheable = (
             "readonly" in flags and not flags & _NOT_CACHEABLE
             and "nondeterministic_output" not in tips
-            and bool(specs) and all_known and not changes_key and not script
-            and all("RO" in f for f in spec_flags)
+            and bool(pairs) and not changing and not script
+            and all("RO" in spec_flags and _followable(spec, spec_flags)
+                    for spec, spec_flags in pairs)
         )
-        self.writes = "write" in flags or "may_replicate" in flags or changes_key
-        # Keys it changes that cannot be told: every entry must go.
-        self.write_all = self.writes and (script or not specs or not all_known)
+        self.read_specs = [spec for spec, _ in pairs]
+        #: Only the specs of keys it changes count for what a write forgets
+        #: (SORT's BY/GET patterns are read, not written).
+        self.write_specs = [spec for spec, _ in changing]
+        self.writes = "write" in flags or bool(changing) or (script and "readonly" not in flags)
+        # Keys it changes that cannot be told (FLUSHALL, SWAPDB: no key specs;
+        # scripts; MIGRATE, SORT ... STORE: specs the server marks incomplete or
+        # unknown): every entry must go. A write whose key specs are all
+        # read-only (XREADGROUP: consumer-group state) changes no cached reply.
+        self.write_all = self.writes and (
+            script or not pairs
+            or not all(_followable(spec, spec_flags) for spec, spec_flags in changing))
 
-    def keys(self, argv: Sequence[object]) -> list[object] | None:
+    @staticmethod
+    def keys(specs: list[_KeySpec], argv: Sequence[object]) -> list[object] | None:
         found: list[object] = []
-        for spec in self.specs:
+        for spec in specs:
             keys = spec.keys(argv)
             if keys is None:
                 return None
             found += keys
         return found
+
+
+def _followable(spec: _KeySpec, flags: set[str]) -> bool:
+    return spec.known() and "INCOMPLETE" not in flags
 
 
 _NOT_CACHEABLE: Final = frozenset({"blocking", "pubsub", "write", "may_replicate", "admin"})
@@ -241,7 +260,7 @@ class CommandRules:
             # Unknown to the server's table (a module loaded since?): assume the worst.
             return WRITE, ALL
         if command.cacheable:
-            keys = command.keys(args)
+            keys = command.keys(command.read_specs, args)
             if keys:
                 try:
                     return READ, [argument_bytes(key) for key in keys]
@@ -252,7 +271,7 @@ class CommandRules:
             return None
         if command.write_all:
             return WRITE, ALL
-        keys = command.keys(args)
+        keys = command.keys(command.write_specs, args)
         if keys is None:
             return WRITE, ALL
         try:
@@ -367,10 +386,13 @@ class Cache:
         are all ``str``/``bytes`` are kept under the arguments themselves
         (others under their encoded bytes, see ``key_for``).
         """
-        try:
-            entry = self._entries.get(args)
-        except TypeError:  # an unhashable argument (a bytearray ...)
-            return None
+        for arg in args:
+            # Exactly str or bytes, as entries are kept: a subclass's == and
+            # hash need not follow the bytes Redis would get.
+            kind = arg.__class__
+            if kind is not str and kind is not bytes:
+                return None
+        entry = self._entries.get(args)
         if entry is None:
             return None
         if self.state.multi_sent:  # inside MULTI: the server must queue it
@@ -411,8 +433,7 @@ class Cache:
         _link(self._pending, keys, fill)
         return fill
 
-    def finish(self, fill: Fill, command: Hashable, length: int, replies: list[Reply],
-               sent: float) -> Reply:
+    def finish(self, fill: Fill, command: Hashable, replies: list[Reply], sent: float) -> Reply:
         """The read's replies arrived: keep its value if nothing spoiled it; what the caller gets.
 
         ``replies`` are the command's own, then one ``PTTL`` per key (sent in
@@ -437,7 +458,7 @@ class Cache:
                 deadline = expiry if deadline is None else min(deadline, expiry)
         if deadline is not None and deadline <= now:
             return value
-        size = length + reply_size(value) + ENTRY_OVERHEAD
+        size = entry_size(command, fill.keys, value)
         if size > self.settings.max_bytes:
             return value
         if command in self._entries:
@@ -613,6 +634,17 @@ def reply_size(value: Reply) -> int:
     if isinstance(value, dict):
         return size + sum([reply_size(k) + reply_size(v) for k, v in value.items()])
     return size
+
+
+def entry_size(command: Hashable, keys: list[bytes], value: Reply) -> int:
+    """About what keeping one entry costs: its reply, its command (the caller's
+    arguments, kept alive), its keys, their index sets, and the bookkeeping."""
+    if isinstance(command, tuple):
+        held = sys.getsizeof(command) + sum([sys.getsizeof(arg) for arg in command])
+    else:
+        held = sys.getsizeof(command)
+    held += sys.getsizeof(keys) + sum([sys.getsizeof(key) + INDEX_COST for key in keys])
+    return reply_size(value) + held + ENTRY_OVERHEAD
 
 
 def expiry_probe(keys: list[bytes]) -> bytes:

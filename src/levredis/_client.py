@@ -171,7 +171,7 @@ class Client:
         if self._closed:
             return None, CLOSED
         cache = self._connection.cache
-        if cache is not None:
+        if cache is not None and self._loop is asyncio._get_running_loop():
             answer = cache.hit(args)
             if answer is not None:  # answered here (a miss goes on below)
                 return answer
@@ -286,7 +286,7 @@ class Client:
                 cache.abandon(fill)
                 return None, replies
             # Kept only if no invalidation of its keys arrived before it was taken.
-            value = cache.finish(fill, where, len(data), replies, sent)
+            value = cache.finish(fill, where, replies, sent)
         if value is None:
             return None, NOT_FOUND
         if isinstance(value, Error):

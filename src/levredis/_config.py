@@ -362,6 +362,11 @@ def _check_cache(value: object, protocol: int) -> CacheSettings | None:
             raise _invalid("each cache prefix must be a non-empty str or bytes", prefixes)
         prefixes = tuple(prefix.encode("utf-8", "surrogateescape") if isinstance(prefix, str)
                          else prefix for prefix in prefixes)
+        for n, prefix in enumerate(prefixes):
+            if any(m != n and other.startswith(prefix) for m, other in enumerate(prefixes)):
+                # The server refuses them at connect; say so here, plainly.
+                raise _invalid("cache prefixes must not overlap (one starting another, or "
+                               "the same twice)", value.get("prefixes"))
     return CacheSettings(
         max_entries=_check_limit(value.get("max_entries"), "cache max_entries",
                                  defaults.max_entries, 1, 10**9),

@@ -202,7 +202,8 @@ class Pool:
         if idle:
             # The common case, without a coroutine: the newest idle connection is fresh.
             newest = idle[-1]
-            if newest.error is None and loop.time() - newest.idle_since < FRESH_FOR:
+            if (newest.error is None and loop.time() - newest.idle_since < FRESH_FOR
+                    and not newest.cache_to_sync()):
                 idle.pop()
                 return self._check_out(newest, config, reused=True)
         while True:
@@ -217,6 +218,8 @@ class Pool:
             if isinstance(handed, Error):
                 return handed
             if handed is not None:
+                if handed.cache is not None:
+                    handed.cache.clear()  # handed over without a round trip: start empty
                 return self._check_out(handed, config, reused=True)
             # A slot was freed for us (its count is already ours): open one.
             self.opening -= 1
@@ -232,7 +235,9 @@ class Pool:
             if connection.error is not None:
                 self._discard(f"closed while idle: {connection.error}")
                 continue
-            if loop.time() - connection.idle_since >= FRESH_FOR:
+            if loop.time() - connection.idle_since >= FRESH_FOR or connection.cache_to_sync():
+                # (A caching connection's entries are brought up to date by the
+                # PING's round trip: invalidations sent before it arrive first.)
                 # Half of what is left: a stalled connection must leave time
                 # to open a new one, and checks one after another stay
                 # within the deadline however many there are.

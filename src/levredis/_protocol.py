@@ -95,6 +95,11 @@ class RedisProtocol(asyncio.Protocol):
         #: The client-side cache its tracking keeps fresh (a caching config only).
         self.cache: Cache | None = None
 
+    def cache_to_sync(self) -> bool:
+        """Its cache holds entries: before a new user reads them, one round trip must
+        bring in the invalidations already on their way."""
+        return self.cache is not None and len(self.cache) > 0
+
     def attach_cache(self, cache: Cache) -> None:
         """Give the connection a cache: invalidation pushes go to it, not to ``read()``."""
         self.cache = self.dispatch.cache = cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -148,12 +149,16 @@ async def test_command_rules_name_the_keys_reads_and_writes_touch(
         WRITE, [b"a", b"b"])
     assert rules.classify("XGROUP", ["XGROUP", "CREATE", "st", "g", "$"]) == (WRITE, [b"st"])
     assert rules.classify("GEORADIUS", ["GEORADIUS", "g", "0", "0", "1", "km", "STORE",
-                                        "dst"]) == (WRITE, [b"g", b"dst"])
+                                        "dst"]) == (WRITE, [b"dst"])  # g is only read
+    assert rules.classify("COPY", ["COPY", "a", "b"]) == (WRITE, [b"b"])
+    assert rules.classify("XREADGROUP", ["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s1",
+                                         "s2", ">", ">"]) == (WRITE, [])
     for everything in (["FLUSHALL"], ["FLUSHDB"], ["SWAPDB", "0", "1"],
                        ["EVAL", "return 1", "1", "k"], ["FCALL", "f", "0"],
-                       ["SORT", "l", "STORE", "d"], ["NOSUCHCOMMAND"]):
+                       ["SORT", "l", "STORE", "d"], ["MIGRATE", "h", "1", "k", "0", "1"],
+                       ["NOSUCHCOMMAND"]):
         assert rules.classify(everything[0], everything) == (WRITE, ALL), everything
-    for neither in (["PING"], ["TTL", "k"], ["INFO"], ["CLIENT", "ID"]):
+    for neither in (["PING"], ["TTL", "k"], ["INFO"], ["CLIENT", "ID"], ["PUBLISH", "c", "m"]):
         assert rules.classify(neither[0], neither) is None, neither
     assert rules.classify("EXEC", ["EXEC"]) is None  # what it ran was named when queued
 
@@ -494,6 +499,134 @@ async def test_max_bytes_bounds_the_memory_really_held(
     assert figures["bytes"] <= 1 << 19 and figures["entries"] >= 1
     assert held <= 1.5 * (1 << 19), f"{held:,} bytes held for max_bytes 512 KiB"
     await client.close()
+
+
+# -- found by the second review ------------------------------------------------------------------------
+
+
+async def test_a_warm_pooled_replacement_is_brought_up_to_date_before_it_answers(
+        cache_server: RedisServer, other: levredis.Client) -> None:
+    """An idle caching connection whose link is slow still holds an entry its
+    invalidation has not reached yet: the pool's round trip at checkout waits for it."""
+    await other.cmd("SET", "warm:k", "old")
+    async with FaultProxy(cache_server.port) as proxy:
+        config = {"host": "127.0.0.1", "port": proxy.port, "protocol": 3, "cache": True,
+                  "timeout": 5}
+        x, _ = await levredis.connect(config)
+        y, _ = await levredis.connect(config)
+        assert x is not None and y is not None
+        assert await y.cmd("GET", "warm:k") == ("old", None)
+        await y.close()  # idle in the pool, holding warm:k
+        proxy.slow_down(1, 0.5)  # y's link: its invalidation will come late
+        assert await x.cmd("SET", "warm:k", "new") == ("OK", None)
+        x_id, _ = await x.cmd("CLIENT", "ID")
+        assert await other.cmd("CLIENT", "KILL", "ID", str(x_id)) == (1, None)
+        await asyncio.sleep(0.05)
+        # x's replacement is y's connection, from the pool: it must not answer "old".
+        assert await x.cmd("GET", "warm:k") == ("new", None)
+        await x.close()
+
+
+class CaseBlind(str):
+    """A str whose == ignores case (as some codebases have for names)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and self.lower() == other.lower()
+
+    def __hash__(self) -> int:
+        return hash(self.lower())
+
+
+class Tag:
+    """Neither str, bytes, int nor float: an argument levredis refuses."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return other == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+class BadHash(str):
+    def __hash__(self) -> int:
+        raise ValueError("no hash today")
+
+
+async def test_hits_match_arguments_by_their_bytes_not_by_python_equality(
+        cache_server: RedisServer, other: levredis.Client) -> None:
+    await other.cmd("SET", "user", "lower")
+    await other.cmd("SET", "USER", "UPPER")
+    client = await connect_cached(cache_server)
+    assert await client.cmd("GET", "user") == ("lower", None)
+    assert await client.cmd("GET", CaseBlind("USER")) == ("UPPER", None)
+    value, err = await client.cmd("GET", Tag("user"))
+    assert value is None and isinstance(err, levredis.UsageError)
+    assert await client.cmd("GET", BadHash("user")) == ("lower", None)  # no exception
+    await client.close()
+
+
+async def test_a_hit_is_not_served_to_another_event_loop(cache_server: RedisServer) -> None:
+    client = await connect_cached(cache_server)
+    await client.cmd("SET", "loop", "v")
+    assert await client.cmd("GET", "loop") == ("v", None)
+    answer: list[tuple[object, object]] = []
+    thread = threading.Thread(target=lambda: answer.append(asyncio.run(client.cmd("GET", "loop"))))
+    thread.start()
+    thread.join()
+    value, err = answer[0]
+    assert value is None and isinstance(err, levredis.UsageError) and "another event loop" in err
+    await client.close()
+
+
+async def test_max_bytes_counts_keys_and_their_index_too(
+        cache_server: RedisServer, other: levredis.Client) -> None:
+    import gc
+    import tracemalloc
+
+    keys = [f"many:{n}" for n in range(2_000)]
+    await other.cmd("MSET", *[part for key in keys for part in (key, "v")])
+    client = await connect_cached(cache_server, cache={"max_bytes": 1 << 20})
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(10):
+            value, err = await client.cmd("MGET", *keys[n:n + 1_990])
+            assert err is None
+            del value
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert cache_figures()["bytes"] <= 1 << 20
+    assert held <= 1.5 * (1 << 20), f"{held:,} bytes held for max_bytes 1 MiB"
+    await client.close()
+
+
+async def test_reads_that_write_nothing_cached_leave_the_cache_alone(
+        cache_server: RedisServer, other: levredis.Client) -> None:
+    """XREADGROUP changes consumer-group state only; PUBLISH no key at all."""
+    await other.cmd("SET", "stay", "v")
+    await other.cmd("XADD", "events", "*", "f", "v")
+    await other.cmd("XGROUP", "CREATE", "events", "g", "0")
+    client = await connect_cached(cache_server)
+    await client.cmd("GET", "stay")
+    assert (await client.cmd("XREADGROUP", "GROUP", "g", "c", "STREAMS", "events", ">"))[1] is None
+    assert await client.cmd("PUBLISH", "news", "hello") == (0, None)
+    assert cache_figures()["entries"] == 1
+    assert await client.cmd("SORT", "nothing") == ([], None)  # its STORE key can't be told
+    assert cache_figures()["entries"] == 0
+    await client.close()
+
+
+@pytest.mark.parametrize("prefixes", [["user:", "user:1"], ["a", "a"], [b"x", "x"]])
+async def test_overlapping_prefixes_are_a_config_error(prefixes: list[object]) -> None:
+    client, err = await levredis.connect({"host": "127.0.0.1", "protocol": 3,
+                                          "cache": {"prefixes": prefixes}})
+    assert client is None and isinstance(err, levredis.ConfigError) and "overlap" in err
 
 
 # -- what bypasses it, what is refused ---------------------------------------------------------------

@@ -24,7 +24,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
@@ -386,12 +386,10 @@ class Cache:
         are all ``str``/``bytes`` are kept under the arguments themselves
         (others under their encoded bytes, see ``key_for``).
         """
-        for arg in args:
-            # Exactly str or bytes, as entries are kept: a subclass's == and
-            # hash need not follow the bytes Redis would get.
-            kind = arg.__class__
-            if kind is not str and kind is not bytes:
-                return None
+        # Exactly str or bytes, as entries are kept: a subclass's == and hash
+        # need not follow the bytes Redis would get.
+        if not plain_args(args):
+            return None
         entry = self._entries.get(args)
         if entry is None:
             return None
@@ -595,14 +593,30 @@ def _unlink(table: dict[bytes, set[_T]], keys: list[bytes], member: _T) -> None:
 
 
 def key_for(args: tuple[object, ...], data: bytes) -> Hashable:
-    """Where a read is kept: its arguments when all are str/bytes (found before
-    encoding, by ``Cache.hit``), else its encoded bytes (``1`` and ``1.0`` are equal
-    in Python, yet different arguments to Redis)."""
+    """Where a read is kept: its arguments when all are exactly str/bytes (found
+    before encoding, by ``Cache.hit``), else its encoded bytes (``1`` and ``1.0``
+    are equal in Python, yet different arguments to Redis)."""
+    return args if plain_args(args) else data
+
+
+def plain_args_pure(args: tuple[object, ...]) -> bool:
+    """Whether every argument is exactly ``str`` or ``bytes`` (no subclass)."""
     for arg in args:
         kind = arg.__class__
         if kind is not str and kind is not bytes:
-            return data
-    return args
+            return False
+    return True
+
+
+#: The compiled check (``_speedups.c``) when the package was built with it.
+compiled_plain_args: Callable[[tuple[object, ...]], bool] | None
+try:
+    from ._speedups import plain_args as compiled_plain_args
+except ImportError:
+    compiled_plain_args = None
+
+plain_args: Callable[[tuple[object, ...]], bool] = (
+    plain_args_pure if compiled_plain_args is None else compiled_plain_args)
 
 
 def is_invalidation(value: Reply) -> bool:

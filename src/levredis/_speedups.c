@@ -248,15 +248,36 @@ parse(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("(Nni)", replies, reader.pos, status);
 }
 
+/* The client-side cache's fast path: are a command's arguments all exactly
+   str or bytes (so that Python's == on them is the wire's)? */
+static PyObject *
+plain_args(PyObject *self, PyObject *args)
+{
+    if (!PyTuple_CheckExact(args)) {
+        Py_RETURN_FALSE;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(args);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyTuple_GET_ITEM(args, i);
+        if (!PyUnicode_CheckExact(item) && !PyBytes_CheckExact(item)) {
+            Py_RETURN_FALSE;
+        }
+    }
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef methods[] = {
     {"parse", (PyCFunction)(void (*)(void))parse, METH_FASTCALL,
      "parse(data, start, decode, error_type, big) -> (replies, end, status)"},
+    {"plain_args", plain_args, METH_O,
+     "plain_args(args) -> whether every item of the tuple is exactly str or bytes"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "levredis._speedups",
-    "The optional compiled fast path of levredis' RESP2 parser.", -1, methods,
+    "The optional compiled fast path of levredis' RESP2 parser (and of the cache's hits).",
+    -1, methods,
 };
 
 PyMODINIT_FUNC

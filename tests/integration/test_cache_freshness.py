@@ -1,6 +1,6 @@
 """The freshness checker (bench/freshness.py) on levredis' cache: 0 stale reads, under chaos.
 
-8 s in `make test` (connections killed every second, one server restart);
+5 s in `make test` (connections killed every 0.7 s or so, one server restart);
 `make stress` runs it for 60 s, with coredis' and valkey-glide's caches beside it.
 """
 
@@ -24,7 +24,7 @@ def parser() -> str:
 def test_no_stale_read_through_kills_and_a_restart() -> None:
     server = RedisServer(["--appendonly", "yes", "--appendfsync", "always"]).start()
     try:
-        chaos = Chaos(seconds=size(8, 60), kill_every=1.0, restart=True)
+        chaos = Chaos(seconds=size(5, 60), kill_every=0.7, restart=True)
         figures = asyncio.run(check(LevredisClient(cache=True), server, chaos))
     finally:
         server.cleanup()
@@ -34,4 +34,4 @@ def test_no_stale_read_through_kills_and_a_restart() -> None:
     assert figures["kills"] >= 3 and figures["restarts"] == 1
     # The cache was used, and reads went on through the faults.
     assert figures["reads"] > 10_000 and figures["hit_ratio"] > 0.5
-    assert figures["writes_acked"] > 1_000
+    assert figures["writes_acked"] > 500

@@ -527,6 +527,21 @@ async def test_a_warm_pooled_replacement_is_brought_up_to_date_before_it_answers
         await x.close()
 
 
+async def test_a_connection_handed_over_at_the_cap_starts_empty(
+        cache_server: RedisServer, other: levredis.Client) -> None:
+    await other.cmd("SET", "handed", "v")
+    first = await connect_cached(cache_server, max_connections=1)
+    assert await first.cmd("GET", "handed") == ("v", None)
+    waiting = asyncio.ensure_future(connect_cached(cache_server, max_connections=1))
+    await asyncio.sleep(0.05)  # at the cap: it waits for first's connection
+    await first.close()
+    second = await waiting
+    assert cache_figures()["entries"] == 0
+    assert await second.cmd("GET", "handed") == ("v", None)
+    assert await server_calls(other, "get") == 2
+    await second.close()
+
+
 class CaseBlind(str):
     """A str whose == ignores case (as some codebases have for names)."""
 

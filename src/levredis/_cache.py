@@ -342,7 +342,7 @@ class _Entry:
         self.used = False
 
 
-#: What ``Cache.get`` returns when it holds nothing for a command.
+#: What ``Cache.lookup`` returns when it holds nothing for a command.
 MISS: Final = Marker("MISS")
 
 
@@ -415,6 +415,7 @@ class Cache:
         return self._served(command, entry)
 
     def _served(self, command: Hashable, entry: _Entry) -> Reply | Marker:
+        # (``hit`` repeats these steps inline: it is the hot path.)
         deadline = entry.deadline
         if deadline is not None and time.monotonic() >= deadline:
             self._remove(command)

@@ -273,7 +273,8 @@ def _check_db(db: object) -> int:
     return db
 
 
-def _check_timeout(timeout: object) -> float | None:
+def _check_timeout(timeout: object, what: str = "timeout") -> float | None:
+    """None, or a finite number of seconds > 0 (``what`` names it in the error)."""
     if timeout is None:
         return None
     try:
@@ -282,7 +283,7 @@ def _check_timeout(timeout: object) -> float | None:
         seconds = math.nan
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
             math.isfinite(seconds) and seconds > 0):
-        raise _invalid("timeout must be a finite number of seconds > 0", timeout)
+        raise _invalid(f"{what} must be a finite number of seconds > 0", timeout)
     return seconds
 
 
@@ -344,16 +345,7 @@ def _check_cache(value: object, protocol: int) -> CacheSettings | None:
         raise _invalid("cache needs protocol 3 (RESP3): the server's invalidations arrive "
                        "as RESP3 pushes", protocol)
     defaults = CacheSettings()
-    max_age = value.get("max_age")
-    if max_age is not None:
-        try:
-            seconds = float(max_age)
-        except (TypeError, ValueError, OverflowError):
-            seconds = math.nan
-        if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or not (
-                math.isfinite(seconds) and seconds > 0):
-            raise _invalid("cache max_age must be a finite number of seconds > 0", max_age)
-        max_age = seconds
+    max_age = _check_timeout(value.get("max_age"), "cache max_age")
     prefixes = value.get("prefixes")
     if prefixes is not None:
         if isinstance(prefixes, (str, bytes)) or not isinstance(prefixes, (list, tuple)):

@@ -37,14 +37,19 @@ def debug_server() -> Iterator[RedisServer]:
     server.cleanup()
 
 
-def encrypted_key(issued: trustme.LeafCert, path: Path, password: bytes) -> None:
-    """Write the private key of ``issued`` to ``path``, encrypted with ``password``."""
+def encrypted_client_files(folder: Path, password: bytes) -> tuple[Path, Path]:
+    """A client certificate and its private key encrypted with ``password``, written
+    to ``folder``: (certificate path, key path)."""
     from cryptography.hazmat.primitives import serialization
 
+    issued = trustme.CA().issue_cert("client@levredis.test")
+    cert, key = folder / "client.pem", folder / "client-encrypted.key"
+    issued.cert_chain_pems[0].write_to_path(cert)
     private = serialization.load_pem_private_key(issued.private_key_pem.bytes(), None)
-    path.write_bytes(private.private_bytes(
+    key.write_bytes(private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(password)))
+    return cert, key
 
 
 # -- RESP3 -------------------------------------------------------------------------
@@ -335,10 +340,7 @@ async def test_an_encrypted_key_without_password_is_a_config_error_never_a_promp
     # Run where OpenSSL would prompt: a process with a controlling terminal.
     import pty
 
-    issued = trustme.CA().issue_cert("client@levredis.test")
-    cert, key = tmp_path / "client.pem", tmp_path / "client-encrypted.key"
-    issued.cert_chain_pems[0].write_to_path(cert)
-    encrypted_key(issued, key, b"the-key-password")
+    cert, key = encrypted_client_files(tmp_path, b"the-key-password")
     master, slave = pty.openpty()
     try:
         child = await asyncio.create_subprocess_exec(
@@ -393,10 +395,7 @@ class _IntPath(os.PathLike):  # type: ignore[type-arg]
 async def test_odd_ssl_passwords_and_paths_are_config_errors_that_hide_the_password(
     tmp_path: Path,
 ) -> None:
-    issued = trustme.CA().issue_cert("client@levredis.test")
-    cert, key = tmp_path / "client.pem", tmp_path / "client-encrypted.key"
-    issued.cert_chain_pems[0].write_to_path(cert)
-    encrypted_key(issued, key, b"right-password")
+    cert, key = encrypted_client_files(tmp_path, b"right-password")
     surrogate = "S3cr3tXq\ud800Zk9w"
     long_password = "L0ngS3cr3t-" * 182  # 2,002 bytes
     cases: list[tuple[dict[str, object], str | None]] = [

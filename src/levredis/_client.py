@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Literal, TypedDict
 
-from . import _pool
+from . import _pool, _resp
 from ._blocking import BLOCKING, RECOVERING, RECOVERY_LIMIT, Recovery, is_blocking
 from ._cache import READ, Cache, Keys, Marker, expiry_probe, key_for
 from ._config import Config, ConfigView, parse_config
@@ -315,9 +315,9 @@ class Client:
             return None, CLOSED
         if commands is None or (isinstance(commands, (list, tuple)) and not commands):
             return [], None
-        parts = encode_pipeline(commands)
-        if isinstance(parts, UsageError):
-            return None, parts
+        data = encode_pipeline(commands)
+        if isinstance(data, UsageError):
+            return None, data
         connection = self._connection
         limit = self._timeout
         if connection.error is not None or self._loop is not asyncio.get_running_loop():
@@ -336,7 +336,7 @@ class Client:
         cache = connection.cache
         written = None if cache is None else cache.written_by(commands)
         future = connection.request_batch(
-            b"".join(parts), count, None if plans.count(None) == count else plans
+            data, count, None if plans.count(None) == count else plans
         )
         try:
             replies = await self._answered(connection, future, limit)
@@ -688,8 +688,12 @@ class Client:
         return connection
 
 
-def encode_pipeline(commands: object) -> list[bytes] | UsageError:
-    """Each command of a pipeline encoded, or why the pipeline is malformed."""
+def encode_pipeline(commands: object) -> bytes | UsageError:
+    """A pipeline's commands encoded back to back, or why the pipeline is malformed."""
+    if _resp.compiled_encode_many is not None:
+        data = _resp.compiled_encode_many(commands)  # type: ignore[arg-type]
+        if data is not None:
+            return data
     if not isinstance(commands, (list, tuple)):
         return UsageError(f"pipeline() takes a list of commands (got {type(commands).__name__})")
     parts = []
@@ -702,7 +706,7 @@ def encode_pipeline(commands: object) -> list[bytes] | UsageError:
             parts.append(encode_command(args))
         except ArgumentError as exc:
             return UsageError(f"pipeline entry {position}: {exc}")
-    return parts
+    return b"".join(parts)
 
 
 _CLIENT_ID: Final = encode_command(["CLIENT", "ID"])

@@ -23,16 +23,26 @@ from typing import Any, Final, Union, cast
 from ._errors import ServerError
 
 _CompiledParse = Callable[[bytes, int, bool, type, int], tuple[list[tuple[int, Any]], int, int]]
+_CompiledEncode = Callable[[Sequence[Any]], Union[bytes, None]]  # noqa: UP007
 _compiled_parse: _CompiledParse | None
+compiled_encode: _CompiledEncode | None
+compiled_encode_many: _CompiledEncode | None
 try:
-    from ._speedups import NEED_MORE
-    from ._speedups import parse as _compiled_parse
-except ImportError:  # built without a C compiler: the pure parser does it all
-    _compiled_parse = None
+    from . import _speedups
+except ImportError:  # built without a C compiler: pure Python does it all
+    _compiled_parse = compiled_encode = compiled_encode_many = None
     NEED_MORE = 1
+else:
+    _compiled_parse = _speedups.parse
+    compiled_encode = _speedups.encode
+    compiled_encode_many = _speedups.encode_many
+    NEED_MORE = _speedups.NEED_MORE
 
-#: ``LEVREDIS_SPEEDUPS=0`` parses with the pure-Python parser alone.
+#: ``LEVREDIS_SPEEDUPS=0`` parses and encodes with pure Python alone (the
+#: parser is chosen per connection, the encoder when levredis is imported).
 SPEEDUPS_ENV: Final = "LEVREDIS_SPEEDUPS"
+if os.environ.get(SPEEDUPS_ENV, "1").strip() == "0":
+    compiled_encode = compiled_encode_many = None
 
 #: A decoded reply: ``str`` (or ``bytes`` with ``decode=False``), ``int``, a
 #: nested ``list``, ``None`` for NULL, or a ``ServerError`` (a ``str``) inside
@@ -148,11 +158,22 @@ def encode_command(args: Sequence[object]) -> bytes:
     """Encode one command as a RESP array of bulk strings.
 
     Each argument is converted by ``argument_bytes``; a bad one raises
-    ``ArgumentError`` naming its position.
+    ``ArgumentError`` naming its position. The compiled encoder takes the
+    common arguments (ASCII ``str``, ``bytes``, 64-bit ``int``); for any
+    other it declines and ``encode_command_pure`` does the whole command.
 
     >>> encode_command(["GET", "k"])
     b'*2\\r\\n$3\\r\\nGET\\r\\n$1\\r\\nk\\r\\n'
     """
+    if compiled_encode is not None:
+        data = compiled_encode(args)
+        if data is not None:
+            return data
+    return encode_command_pure(args)
+
+
+def encode_command_pure(args: Sequence[object]) -> bytes:
+    """``encode_command`` in Python alone: every argument type, every error."""
     count = len(args)
     if count == 0:
         raise ArgumentError("no command given")

@@ -1,5 +1,6 @@
 /*
- * levredis._speedups: the optional compiled fast path of the RESP2 parser.
+ * levredis._speedups: the optional compiled fast paths of the RESP2 parser,
+ * of the encoder (see "The encoder's fast path" below) and of cache hits.
  *
  * parse(data, start, decode, error_type, big) reads as many complete replies
  * as data[start:] holds and returns ([(type byte, value), ...], end, status).
@@ -266,9 +267,196 @@ plain_args(PyObject *self, PyObject *args)
     Py_RETURN_TRUE;
 }
 
+/* ---- The encoder's fast path ------------------------------------------------
+ * encode(args) and encode_many(commands) write RESP arrays of bulk strings for
+ * the arguments the wire takes as they are: exactly str with ASCII text,
+ * exactly bytes, exactly int within 64 bits. Anything else (a float, a
+ * subclass, bytearray, non-ASCII text, a bool, None, a malformed pipeline)
+ * makes them return None *before* writing anything, and the pure encoder in
+ * _resp.py does the whole command (or pipeline), converting it or naming the
+ * argument it refuses. Two passes: the exact size, then one allocation filled
+ * in place; nothing runs Python code in between. */
+
+/* The decimal text of v into out (at least 20 bytes); its length. */
+static Py_ssize_t
+format_integer(long long v, char *out)
+{
+    char digits[24];
+    Py_ssize_t n = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        digits[n++] = (char)('0' + (int)(u % 10));
+        u /= 10;
+    } while (u);
+    Py_ssize_t size = 0;
+    if (v < 0) {
+        out[size++] = '-';
+    }
+    while (n) {
+        out[size++] = digits[--n];
+    }
+    return size;
+}
+
+static Py_ssize_t
+decimal_size(unsigned long long u)
+{
+    Py_ssize_t n = 1;
+    while (u >= 10) {
+        u /= 10;
+        n++;
+    }
+    return n;
+}
+
+/* The wire size of one argument ("$<len>\r\n<data>\r\n"), or -1 when the
+   pure encoder must take the command. */
+static Py_ssize_t
+argument_size(PyObject *item)
+{
+    Py_ssize_t length;
+    if (PyUnicode_CheckExact(item)) {
+        if (!PyUnicode_IS_ASCII(item)) {
+            return -1;
+        }
+        length = PyUnicode_GET_LENGTH(item);
+    }
+    else if (PyBytes_CheckExact(item)) {
+        length = PyBytes_GET_SIZE(item);
+    }
+    else if (PyLong_CheckExact(item)) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(item, &overflow);
+        if (overflow || (v == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return -1;
+        }
+        unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+        length = decimal_size(u) + (v < 0);
+    }
+    else {
+        return -1;
+    }
+    return 1 + decimal_size((unsigned long long)length) + 2 + length + 2;
+}
+
+/* The wire size of one command, or -1 (pure encoder). */
+static Py_ssize_t
+command_size(PyObject *command)
+{
+    if (!PyList_CheckExact(command) && !PyTuple_CheckExact(command)) {
+        return -1;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(command);
+    if (count == 0) {
+        return -1;
+    }
+    PyObject **items = PySequence_Fast_ITEMS(command);
+    Py_ssize_t total = 1 + decimal_size((unsigned long long)count) + 2;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t size = argument_size(items[i]);
+        if (size < 0 || size > PY_SSIZE_T_MAX - total) {
+            return -1;
+        }
+        total += size;
+    }
+    return total;
+}
+
+static char *
+write_header(char *out, char mark, Py_ssize_t n)
+{
+    *out++ = mark;
+    out += format_integer((long long)n, out);
+    *out++ = '\r';
+    *out++ = '\n';
+    return out;
+}
+
+/* Writes a command command_size() accepted. */
+static char *
+write_command(char *out, PyObject *command)
+{
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(command);
+    PyObject **items = PySequence_Fast_ITEMS(command);
+    out = write_header(out, '*', count);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = items[i];
+        if (PyLong_CheckExact(item)) {
+            char text[24];
+            Py_ssize_t size = format_integer(PyLong_AsLongLong(item), text);
+            out = write_header(out, '$', size);
+            memcpy(out, text, (size_t)size);
+            out += size;
+        }
+        else {
+            const char *data;
+            Py_ssize_t size;
+            if (PyBytes_CheckExact(item)) {
+                data = PyBytes_AS_STRING(item);
+                size = PyBytes_GET_SIZE(item);
+            }
+            else {
+                data = (const char *)PyUnicode_DATA(item);
+                size = PyUnicode_GET_LENGTH(item);
+            }
+            out = write_header(out, '$', size);
+            memcpy(out, data, (size_t)size);
+            out += size;
+        }
+        *out++ = '\r';
+        *out++ = '\n';
+    }
+    return out;
+}
+
+static PyObject *
+encode(PyObject *self, PyObject *command)
+{
+    Py_ssize_t size = command_size(command);
+    if (size < 0) {
+        Py_RETURN_NONE;
+    }
+    PyObject *data = PyBytes_FromStringAndSize(NULL, size);
+    if (data != NULL) {
+        write_command(PyBytes_AS_STRING(data), command);
+    }
+    return data;
+}
+
+static PyObject *
+encode_many(PyObject *self, PyObject *commands)
+{
+    if (!PyList_CheckExact(commands) && !PyTuple_CheckExact(commands)) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(commands);
+    PyObject **items = PySequence_Fast_ITEMS(commands);
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t size = command_size(items[i]);
+        if (size < 0 || size > PY_SSIZE_T_MAX - total) {
+            Py_RETURN_NONE;
+        }
+        total += size;
+    }
+    PyObject *data = PyBytes_FromStringAndSize(NULL, total);
+    if (data != NULL) {
+        char *out = PyBytes_AS_STRING(data);
+        for (Py_ssize_t i = 0; i < count; i++) {
+            out = write_command(out, items[i]);
+        }
+    }
+    return data;
+}
+
 static PyMethodDef methods[] = {
     {"parse", (PyCFunction)(void (*)(void))parse, METH_FASTCALL,
      "parse(data, start, decode, error_type, big) -> (replies, end, status)"},
+    {"encode", encode, METH_O,
+     "encode(args) -> the command as RESP bytes, or None: the pure encoder must do it"},
+    {"encode_many", encode_many, METH_O,
+     "encode_many(commands) -> the commands as RESP bytes, or None: the pure encoder must"},
     {"plain_args", plain_args, METH_O,
      "plain_args(args) -> whether every item of the tuple is exactly str or bytes"},
     {NULL, NULL, 0, NULL},
@@ -276,7 +464,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "levredis._speedups",
-    "The optional compiled fast path of levredis' RESP2 parser (and of the cache's hits).",
+    "The optional compiled fast paths of levredis' RESP2 parser, encoder and cache hits.",
     -1, methods,
 };
 

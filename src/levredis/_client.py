@@ -44,6 +44,7 @@ from ._resp import (
     Reply,
     command_name,
     encode_command,
+    encode_command_pure,
 )
 from ._resp3 import BIG_NUMBER, BLOB_ERROR, BOOLEAN, DOUBLE, MAP, NULL, PUSH, SET, VERBATIM
 
@@ -177,18 +178,24 @@ class Client:
         """
         if self._closed:
             return None, CLOSED
-        cache = self._connection.cache
-        if cache is not None and _thread_id() == self._thread:
+        connection = self._connection
+        # On this client's loop: in its thread, with it running (a thread runs
+        # one loop at a time). A quarter of asyncio.get_running_loop()'s cost.
+        here = _thread_id() == self._thread and self._loop.is_running()
+        cache = connection.cache
+        if cache is not None and here:
             answer = cache.hit(args)
             if answer is not None:  # answered here (a miss goes on below)
                 return answer
-        try:
-            data = encode_command(args)
-        except ArgumentError as exc:
-            return None, UsageError(str(exc))
-        connection = self._connection
+        encode = _resp.compiled_encode
+        data = None if encode is None else encode(args)
+        if data is None:  # declined: arguments only the pure encoder takes, or refuses
+            try:
+                data = encode_command_pure(args)
+            except ArgumentError as exc:
+                return None, UsageError(str(exc))
         limit = self._timeout
-        if connection.error is not None or self._loop is not asyncio.get_running_loop():
+        if connection.error is not None or not here:
             ready = await self._reconnected()
             if isinstance(ready, Error):
                 return None, ready
@@ -219,7 +226,7 @@ class Client:
                 stopped = await self._writable(connection, limit)
                 if stopped is not None:
                     return None, stopped
-            plan = connection.state.plan_command(args)
+            plan = connection.state.plan_named(name, args)
             if plan is None:
                 future: asyncio.Future[Any] = connection.request(data)
             elif plan.__class__ is UsageError:

@@ -537,20 +537,23 @@ class AcceleratedParser(Parser):
     and a broken stream gets the pure parser's own error.
     """
 
-    __slots__ = ("_pending", "_ready")
+    __slots__ = ("_pending", "_pure", "_ready")
 
     def __init__(self, decode: bool = True) -> None:
         super().__init__(decode)
         self._ready: deque[tuple[int, Reply]] = deque()
         # The start of a reply the compiled parser will read again, whole.
         self._pending = b""
+        # False only while the pure parser holds nothing (then it need not be asked).
+        self._pure = False
 
     def feed(self, data: bytes) -> None:
         pending = self._pending
         if pending:
             data = pending + data
             self._pending = b""
-        if self.mark_simple or Parser.has_partial(self):
+        if self.mark_simple or self._pure:
+            self._pure = True
             Parser.feed(self, data)
             return
         assert _compiled_parse is not None
@@ -561,6 +564,7 @@ class AcceleratedParser(Parser):
         if status == NEED_MORE and rest <= HANDOFF:
             self._pending = data[end:] if rest else b""
         elif rest:
+            self._pure = True
             Parser.feed(self, data[end:])
 
     def has_partial(self) -> bool:
@@ -570,7 +574,12 @@ class AcceleratedParser(Parser):
         if self._ready:
             self.kind, value = self._ready.popleft()
             return value
-        return Parser.next_reply(self)
+        if not self._pure:
+            return INCOMPLETE
+        value = Parser.next_reply(self)
+        if value is INCOMPLETE and not Parser.has_partial(self):
+            self._pure = False  # drained: the compiled parser takes the next bytes
+        return value
 
 
 def speedups_available() -> bool:

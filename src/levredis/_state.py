@@ -168,10 +168,13 @@ class SessionState:
         stateful one, or the ``UsageError`` that refuses it: a refused command
         changes nothing and must not be sent.
         """
+        first = args[0]
+        return self.plan_named(first.upper() if type(first) is str else command_name(first), args)
+
+    def plan_named(self, name: str, args: Sequence[object]) -> Plan | UsageError | None:
+        """``plan_command`` for a caller that has the upper-case name already."""
         if self._monitor_sent:
             return _MONITOR_MODE
-        first = args[0]
-        name = first.upper() if type(first) is str else command_name(first)
         if name not in _STATEFUL:
             return None
         return self._plan(name, args)

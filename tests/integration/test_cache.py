@@ -596,6 +596,25 @@ async def test_a_hit_is_not_served_to_another_event_loop(cache_server: RedisServ
     await client.close()
 
 
+def test_a_hit_is_not_served_to_another_loop_of_the_same_thread(
+        cache_server: RedisServer) -> None:
+    home = asyncio.new_event_loop()  # open, idle, while another loop runs in this thread
+    try:
+        client = home.run_until_complete(connect_cached(cache_server))
+        home.run_until_complete(client.cmd("SET", "loop", "v"))
+        assert home.run_until_complete(client.cmd("GET", "loop")) == ("v", None)
+
+        async def elsewhere() -> tuple[object, object]:
+            return await client.cmd("GET", "loop")
+
+        value, err = asyncio.run(elsewhere())
+        assert value is None and isinstance(err, levredis.UsageError)
+        assert "another event loop" in err
+        home.run_until_complete(client.close())
+    finally:
+        home.close()
+
+
 @pytest.mark.asyncio(loop_factories=["asyncio"])
 async def test_max_bytes_counts_keys_and_their_index_too(
         cache_server: RedisServer, other: levredis.Client) -> None:

@@ -324,6 +324,25 @@ def test_a_client_used_on_another_loop_says_so(redis_server: RedisServer) -> Non
     asyncio.run(client.close())  # closing from another loop is allowed
 
 
+def test_a_client_whose_loop_is_open_but_idle_says_so_on_another(
+        redis_server: RedisServer) -> None:
+    # Same thread, its own loop still open (not running): the call runs on another.
+    home = asyncio.new_event_loop()
+    try:
+        client = home.run_until_complete(connect(redis_server.address))
+
+        async def use() -> tuple[object, object]:
+            return await client.cmd("PING")
+
+        value, err = asyncio.run(use())
+        assert value is None and isinstance(err, levredis.UsageError)
+        assert "another event loop" in err
+        assert home.run_until_complete(client.cmd("PING")) == ("PONG", None)
+        home.run_until_complete(client.close())
+    finally:
+        home.close()
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 # Forking a process with threads (Python 3.12+ warns) is what users do; it is the point.
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")

@@ -576,10 +576,10 @@ class AcceleratedParser(Parser):
             return value
         if not self._pure:
             return INCOMPLETE
-        value = Parser.next_reply(self)
-        if value is INCOMPLETE and not Parser.has_partial(self):
+        reply = Parser.next_reply(self)
+        if reply is INCOMPLETE and not Parser.has_partial(self):
             self._pure = False  # drained: the compiled parser takes the next bytes
-        return value
+        return reply
 
 
 def speedups_available() -> bool:

@@ -18,21 +18,26 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, Final, Union, cast
+from typing import TYPE_CHECKING, Any, Final, Union, cast
 
 from ._errors import ServerError
+
+if TYPE_CHECKING:
+    from ._speedups import Gather
 
 _CompiledParse = Callable[[bytes, int, bool, type, int], tuple[list[tuple[int, Any]], int, int]]
 _CompiledEncode = Callable[[Sequence[Any]], Union[bytes, None]]  # noqa: UP007
 _compiled_parse: _CompiledParse | None
 compiled_encode: _CompiledEncode | None
 compiled_encode_many: _CompiledEncode | None
+_compiled_gather: type[Gather] | None
 try:
     from . import _speedups
 except ImportError:  # built without a C compiler: pure Python does it all
-    _compiled_parse = compiled_encode = compiled_encode_many = None
+    _compiled_parse = compiled_encode = compiled_encode_many = _compiled_gather = None
     NEED_MORE = 1
 else:
+    _compiled_gather = _speedups.Gather
     _compiled_parse = _speedups.parse
     compiled_encode = _speedups.encode
     compiled_encode_many = _speedups.encode_many
@@ -126,14 +131,16 @@ def argument_bytes(arg: object) -> bytes:
                 f"is {arg!r}: send str, bytes, int or float "
                 "(write 1/0 or 'true'/'false' explicitly)"
             )
+        # A subclass is sent as its base type's value: the base's conversion,
+        # not an override (which could raise, return anything, or differ).
         if isinstance(arg, str):
-            return arg.encode("utf-8", _SURROGATE)
+            return str.encode(arg, "utf-8", _SURROGATE)
         if isinstance(arg, (bytes, bytearray, memoryview)):
-            return bytes(arg)
+            return memoryview(arg).tobytes()
         if isinstance(arg, int):
-            return b"%d" % arg
+            return b"%d" % int.__index__(arg)
         if isinstance(arg, float):
-            return repr(arg).encode("ascii")
+            return float.__repr__(arg).encode("ascii")
     except UnicodeEncodeError as exc:
         raise ArgumentError(
             f"is a str that cannot be encoded as UTF-8 (a lone surrogate at "
@@ -143,6 +150,10 @@ def argument_bytes(arg: object) -> bytes:
         if isinstance(arg, int):
             raise ArgumentError("is an int with too many digits to send") from None
         raise ArgumentError("is a released memoryview") from None
+    except Exception as exc:  # a hostile subclass (say, a raising __class__): refused
+        raise ArgumentError(
+            f"has type {kind.__name__}, whose conversion failed ({type(exc).__name__})"
+        ) from None
     raise ArgumentError(f"has type {kind.__name__}: send str, bytes, int or float")
 
 
@@ -229,6 +240,49 @@ BIG_BULK: Final = 256 * 1024
 _NEED_MORE: Final = _Incomplete()
 
 
+class Pieces:
+    """A large bulk string's data and CRLF, gathered as the received pieces.
+
+    The pure twin of ``_speedups.Gather`` (which copies the pieces into the
+    value's own bytes object as they come, so the value is never held twice):
+    ``add`` keeps what belongs to the value, ``finish`` joins once. Nothing
+    is reserved for an announced length.
+    """
+
+    __slots__ = ("_pieces", "need")
+
+    def __init__(self, total: int) -> None:
+        self._pieces: list[bytes] = []
+        #: Bytes still due, the CRLF included.
+        self.need = total
+
+    def add(self, piece: bytes) -> int:
+        """Keep the start of ``piece`` that belongs to the value; how many bytes that is."""
+        need = self.need
+        if len(piece) <= need:
+            self._pieces.append(piece)
+            self.need = need - len(piece)
+            return len(piece)
+        self._pieces.append(piece[:need])
+        self.need = 0
+        return need
+
+    def finish(self) -> bytes | None:
+        """The value, or None when it is not followed by CRLF."""
+        pieces = self._pieces
+        # Drop the CRLF (it may straddle the last two pieces), then join once.
+        ending = b""
+        while len(ending) < 2:
+            last = pieces.pop()
+            cut = len(last) - (2 - len(ending))
+            ending = last[max(cut, 0) :] + ending
+            if cut > 0:
+                pieces.append(last[:cut])
+        data = b"".join(pieces) if ending == b"\r\n" else None
+        pieces.clear()
+        return data
+
+
 def check_pending_line(line: bytes, size: int) -> None:
     """Refuse the start of a line (``size`` bytes so far) that can no longer become valid."""
     prefix = line[0]
@@ -257,7 +311,10 @@ class Parser:
     """
 
     __slots__ = ("_lines", "_index", "_tail", "_tail_more", "_tail_size", "_stack", "_big",
-                 "_big_need", "decode", "kind", "mark_simple")
+                 "decode", "kind", "mark_simple")
+
+    #: What gathers a large bulk string (the compiled parser's: ``Gather``).
+    _gatherer: type[Pieces] | type[Gather] = Pieces
 
     def __init__(self, decode: bool = True) -> None:
         self._lines: list[bytes] = []
@@ -273,8 +330,7 @@ class Parser:
         # A large bulk string being gathered: the received pieces of its data
         # plus CRLF, kept as they came (no copy, no regrowth), and how many
         # bytes are still due. An announced length reserves nothing.
-        self._big: list[bytes] | None = None
-        self._big_need = 0
+        self._big: Pieces | Gather | None = None
         #: Simple and bulk strings come back as str when true, bytes when false.
         self.decode = decode
         #: Type byte of the last complete top-level reply (``SIMPLE``, ``ARRAY`` ...).
@@ -287,14 +343,10 @@ class Parser:
         """Add received bytes."""
         big = self._big
         if big is not None:
-            need = self._big_need
-            if len(data) <= need:
-                big.append(data)
-                self._big_need = need - len(data)
+            taken = big.add(data)
+            if taken == len(data):
                 return
-            big.append(data[:need])
-            self._big_need = 0
-            data = data[need:]
+            data = data[taken:]
         tail = self._tail
         if tail:
             if b"\n" not in data:
@@ -344,26 +396,16 @@ class Parser:
         self._index = 0
         self._tail = b""
         self._tail_size = 0
-        self._big = []
-        self._big_need = length + 2
+        self._big = self._gatherer(length + 2)
         self.feed(rest)
 
     def _finish_big(self) -> str | bytes:
-        pieces = self._big
-        assert pieces is not None
+        big = self._big
+        assert big is not None
         self._big = None
-        # Drop the CRLF (it may straddle the last two pieces), then join once.
-        ending = b""
-        while len(ending) < 2:
-            last = pieces.pop()
-            cut = len(last) - (2 - len(ending))
-            ending = last[max(cut, 0) :] + ending
-            if cut > 0:
-                pieces.append(last[:cut])
-        if ending != b"\r\n":
+        data = big.finish()  # (its pieces are gone before the decoded copy is made)
+        if data is None:
             raise RespError("bulk string not followed by CRLF")
-        data = b"".join(pieces)
-        pieces.clear()  # the pieces go before the decoded copy is made
         return data.decode("utf-8", _SURROGATE) if self.decode else data
 
     def _bulk_spanning_lines(self, index: int, length: int) -> tuple[bytes, int] | None:
@@ -392,7 +434,7 @@ class Parser:
         stack = self._stack
         value: Reply | _Incomplete
         if self._big is not None:
-            if self._big_need:
+            if self._big.need:
                 return INCOMPLETE
             value = self._finish_big()
             prefix = BULK
@@ -538,6 +580,8 @@ class AcceleratedParser(Parser):
     """
 
     __slots__ = ("_pending", "_pure", "_ready")
+
+    _gatherer = _compiled_gather or Pieces
 
     def __init__(self, decode: bool = True) -> None:
         super().__init__(decode)

@@ -1,6 +1,7 @@
 /*
  * levredis._speedups: the optional compiled fast paths of the RESP2 parser,
- * of the encoder (see "The encoder's fast path" below) and of cache hits.
+ * of the encoder (see "The encoder's fast path" below), of large values
+ * (Gather) and of cache hits.
  *
  * parse(data, start, decode, error_type, big) reads as many complete replies
  * as data[start:] holds and returns ([(type byte, value), ...], end, status).
@@ -316,6 +317,13 @@ argument_size(PyObject *item)
 {
     Py_ssize_t length;
     if (PyUnicode_CheckExact(item)) {
+#if PY_VERSION_HEX < 0x030C0000
+        /* 3.11 may still hold a str made through the legacy API, not "ready". */
+        if (PyUnicode_READY(item) < 0) {
+            PyErr_Clear();
+            return -1;
+        }
+#endif
         if (!PyUnicode_IS_ASCII(item)) {
             return -1;
         }
@@ -450,6 +458,144 @@ encode_many(PyObject *self, PyObject *commands)
     return data;
 }
 
+/* ---- Gather: a large bulk string received straight into its bytes object ---
+ * Gather(total) takes the `total` bytes of a bulk string's data plus its CRLF,
+ * piece by piece as they arrive (add(piece) -> how many bytes of it it took),
+ * into one bytes object that finish() returns, so a 100 MiB value is copied
+ * once and never held twice. The buffer is reserved as data arrives, never
+ * from the announced length alone: at most GATHER_FIRST or twice what has
+ * arrived, whichever is more, and it grows by realloc (on Linux a large block
+ * is moved by remapping its pages, not by copying them). The pure twin is
+ * _resp._Pieces; tests/unit/test_gather.py holds the two to the same answers. */
+
+#define GATHER_FIRST (2 * 1024 * 1024)
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *data;       /* the value being filled (NULL until the first byte) */
+    Py_ssize_t size;      /* bytes in it so far */
+    Py_ssize_t capacity;  /* its allocated size */
+    Py_ssize_t total;     /* the data plus CRLF */
+} Gather;
+
+static int
+Gather_init(Gather *self, PyObject *args, PyObject *kwargs)
+{
+    Py_ssize_t total;
+    if (!PyArg_ParseTuple(args, "n:Gather", &total)) {
+        return -1;
+    }
+    if (total < 2) {
+        PyErr_SetString(PyExc_ValueError, "Gather(total): total is the data plus CRLF, >= 2");
+        return -1;
+    }
+    Py_CLEAR(self->data);
+    self->size = 0;
+    self->capacity = 0;
+    self->total = total;
+    return 0;
+}
+
+static void
+Gather_dealloc(Gather *self)
+{
+    Py_XDECREF(self->data);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+Gather_add(Gather *self, PyObject *piece)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(piece, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    Py_ssize_t need = self->total - self->size;
+    Py_ssize_t take = view.len < need ? view.len : need;
+    if (take > 0 && self->size + take > self->capacity) {
+        Py_ssize_t want = 2 * (self->size + take);
+        if (want < GATHER_FIRST) {
+            want = GATHER_FIRST;
+        }
+        if (want > self->total) {
+            want = self->total;
+        }
+        if (self->data == NULL) {
+            self->data = PyBytes_FromStringAndSize(NULL, want);
+        }
+        else {
+            (void)_PyBytes_Resize(&self->data, want);  /* NULL on failure */
+        }
+        if (self->data == NULL) {
+            self->size = self->capacity = 0;
+            self->total = 0;  /* unusable from here on: finish() refuses */
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+        self->capacity = want;
+    }
+    if (take > 0) {
+        memcpy(PyBytes_AS_STRING(self->data) + self->size, view.buf, (size_t)take);
+        self->size += take;
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(take);
+}
+
+static PyObject *
+Gather_finish(Gather *self, PyObject *unused)
+{
+    if (self->data == NULL || self->size != self->total) {
+        PyErr_SetString(PyExc_ValueError, "finish() before the whole value arrived");
+        return NULL;
+    }
+    const char *end = PyBytes_AS_STRING(self->data) + self->total - 2;
+    if (end[0] != '\r' || end[1] != '\n') {
+        Py_CLEAR(self->data);
+        self->total = 0;
+        Py_RETURN_NONE;  /* not followed by CRLF: the caller names the error */
+    }
+    PyObject *data = self->data;
+    self->data = NULL;
+    self->total = 0;
+    if (_PyBytes_Resize(&data, self->size - 2) < 0) {
+        return NULL;
+    }
+    return data;
+}
+
+static PyObject *
+Gather_need(Gather *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->total - self->size);
+}
+
+static PyMethodDef Gather_methods[] = {
+    {"add", (PyCFunction)Gather_add, METH_O,
+     "add(piece) -> how many of its bytes belong to the value (and its CRLF)"},
+    {"finish", (PyCFunction)Gather_finish, METH_NOARGS,
+     "finish() -> the value as bytes, or None when its CRLF is missing"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Gather_getset[] = {
+    {"need", (getter)Gather_need, NULL, "bytes still due (the CRLF included)", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject GatherType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "levredis._speedups.Gather",
+    .tp_basicsize = sizeof(Gather),
+    .tp_dealloc = (destructor)Gather_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A large bulk string's data and CRLF, gathered into one bytes object.",
+    .tp_methods = Gather_methods,
+    .tp_getset = Gather_getset,
+    .tp_init = (initproc)Gather_init,
+    .tp_new = PyType_GenericNew,
+};
+
 static PyMethodDef methods[] = {
     {"parse", (PyCFunction)(void (*)(void))parse, METH_FASTCALL,
      "parse(data, start, decode, error_type, big) -> (replies, end, status)"},
@@ -473,6 +619,16 @@ PyInit__speedups(void)
 {
     PyObject *created = PyModule_Create(&module);
     if (created == NULL) {
+        return NULL;
+    }
+    if (PyType_Ready(&GatherType) < 0) {
+        Py_DECREF(created);
+        return NULL;
+    }
+    Py_INCREF(&GatherType);
+    if (PyModule_AddObject(created, "Gather", (PyObject *)&GatherType) < 0) {
+        Py_DECREF(&GatherType);
+        Py_DECREF(created);
         return NULL;
     }
     if (PyModule_AddIntConstant(created, "NEED_MORE", NEED_MORE) < 0

@@ -74,6 +74,50 @@ async def test_arguments_are_bytes_str_int_and_float(client: levredis.Client) ->
     assert values == ["\x00\x01", "12345", "2.5", "héllo ✓", "ba", "mv"]
 
 
+class _EncodeRaises(str):
+    def encode(self, *args: object, **kwargs: object) -> bytes:
+        raise RuntimeError("encode")
+
+
+class _EncodeReturnsText(str):
+    def encode(self, *args: object, **kwargs: object) -> bytes:
+        return "not bytes"  # type: ignore[return-value]
+
+
+class _BytesElsewhere(bytes):
+    def __bytes__(self) -> bytes:
+        return b"OTHER"
+
+
+class _BytesRaises(bytes):
+    def __bytes__(self) -> bytes:
+        raise RuntimeError("__bytes__")
+
+
+class _ReprRaises(float):
+    def __repr__(self) -> str:
+        raise RuntimeError("__repr__")
+
+
+class _IndexElsewhere(int):
+    def __index__(self) -> int:
+        return 99
+
+
+async def test_a_subclass_is_sent_as_its_base_value_and_never_raises(
+        client: levredis.Client) -> None:
+    # Overrides of the conversion are not called: they could raise or send other bytes.
+    cases = [(_EncodeRaises("a"), "a"), (_EncodeReturnsText("b"), "b"),
+             (_BytesElsewhere(b"c"), "c"), (_BytesRaises(b"d"), "d"),
+             (_ReprRaises(1.5), "1.5"), (_IndexElsewhere(7), "7")]
+    for value, sent in cases:
+        assert await client.cmd("SET", "k", value) == ("OK", None)
+        assert await client.cmd("GET", "k") == (sent, None)
+        results, err = await client.pipeline([["SET", "p", value], ["GET", "p"]])
+        assert err is None and results == [["OK"], [sent]]
+    assert await client.cmd(_BytesElsewhere(b"PING")) == ("PONG", None)  # the command name too
+
+
 async def test_invalid_utf8_round_trips_byte_for_byte(client: levredis.Client) -> None:
     raw = b"\xff\xfe\x00 valid \xc3"
     await client.cmd("SET", "raw", raw)

@@ -39,15 +39,18 @@ stress: $(STAMP)
 	$(BIN)/python -m bench.freshness --clients all --seconds 60 --json docs/stress/cache_freshness.json
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.run --rounds 3 --chart docs/img/ratios.png --json docs/bench/latest.json --text docs/bench/latest.txt
+	$(BIN)/python -m bench.run --rounds 3 --json docs/bench/latest.json --text docs/bench/latest.txt
 	$(BIN)/python -m bench.cluster --rounds 3 > docs/bench/cluster.txt
 	cat docs/bench/cluster.txt
 	$(BIN)/python -m bench.caching --rounds 5 --pin --clients "levredis cache,levredis,redis-py+hiredis" --json docs/bench/w7-pinned.json > docs/bench/w7.txt
 	$(BIN)/python -m bench.caching --rounds 3 --json docs/bench/w7.json >> docs/bench/w7.txt
 	cat docs/bench/w7.txt
-	$(BIN)/python -m bench.against_c --rounds 3 --json docs/bench/against_c.json > docs/bench/against_c.txt
+	$(BIN)/python -m bench.against_c --rounds 5 --json docs/bench/against_c.json > docs/bench/against_c.txt
 	$(BIN)/python -m bench.importtime >> docs/bench/against_c.txt
 	cat docs/bench/against_c.txt
+	$(BIN)/python -m bench.profile --rounds 3 --json docs/bench/profile.json > docs/bench/profile.txt
+	cat docs/bench/profile.txt
+	$(BIN)/python -m bench.chart docs/bench/latest.json docs/bench/against_c.json docs/img/ratios.png
 
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --site-dir site

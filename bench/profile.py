@@ -1,6 +1,6 @@
 """Where the time of one command goes: W1 (a sequential GET) and W2 (a pipelined SET).
 
-    python -m bench.profile [--rounds 3] [--json PATH]
+    python -m bench.profile [--rounds 3] [--json PATH] [--quick]
 
 A throwaway redis-server is pinned to CPU 0 and this process to CPU 1, as in
 bench.against_c. Each workload runs twice on uvloop: once plain, for the wall
@@ -140,6 +140,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: few commands")
     args = parser.parse_args()
     if (os.cpu_count() or 1) >= 2:
         os.sched_setaffinity(0, {1})
@@ -147,7 +148,7 @@ def main() -> int:
     else:
         cpu = None
     server = RedisServer(cpu=cpu).start()
-    sizes = Sizes()
+    sizes = Sizes.quick() if args.quick else Sizes()
     try:
         asyncio.run(seed(server.port))
         results = {

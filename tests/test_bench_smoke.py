@@ -74,15 +74,32 @@ def test_w7_runs_with_no_stale_read(tmp_path: Path) -> None:
             assert results[name].get("reads", 0) > 0, (name, results[name])
 
 
-def test_the_c_comparison_and_importtime_run() -> None:
-    """bench.against_c (redis-benchmark beside levredis, pinned) and bench.importtime."""
+def test_the_c_comparison_profile_chart_and_importtime_run(tmp_path: Path) -> None:
+    """bench.against_c (redis-benchmark beside levredis, pinned), bench.profile,
+    the chart with both panels, and bench.importtime."""
+    against_c = tmp_path / "against_c.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "bench.against_c", "--quick", "--rounds", "1"],
+        [sys.executable, "-m", "bench.against_c", "--quick", "--rounds", "1",
+         "--json", str(against_c)],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     for workload in ("W1 sequential GET", "W2 pipelined SET x1000", "W3 100 tasks, one client"):
         assert workload in completed.stdout
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.profile", "--quick", "--rounds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert "µs per command" in completed.stdout and "encode (arguments" in completed.stdout
+    if installed("matplotlib"):
+        chart = tmp_path / "ratios.png"
+        completed = subprocess.run(
+            [sys.executable, "-m", "bench.chart", str(ROOT / "docs/bench/latest.json"),
+             str(against_c), str(chart)],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        assert chart.stat().st_size > 10_000
     completed = subprocess.run([sys.executable, "-m", "bench.importtime", "--runs", "1"],
                                cwd=ROOT, capture_output=True, text=True, timeout=120,
                                check=False)

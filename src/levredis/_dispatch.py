@@ -18,8 +18,8 @@ from typing import Final
 
 from ._cache import Cache, is_invalidation
 from ._errors import Error, UsageError
-from ._resp import Reply, RespError
-from ._resp3 import PUSH
+from ._resp import INCOMPLETE, Parser, Reply, RespError
+from ._resp3 import PUSH, Resp3Parser
 from ._state import Plan, SessionState
 
 #: A reply kept for ``read()``: its type byte and its value.
@@ -177,6 +177,46 @@ class Dispatcher:
             waiters.popleft()
             if not waiter.done():  # type: ignore[union-attr]  # a cancelled caller's is dropped
                 waiter.set_result(value)  # type: ignore[union-attr]
+
+    def deliver(self, parser: Parser | Resp3Parser) -> None:
+        """Every complete reply ``parser`` holds, to its owner, in wire order."""
+        ready = parser.take_ready()
+        if ready is not None:  # read ahead by the compiled parser: routed together
+            self.route_all(*ready)
+        route = self.route
+        while True:
+            value = parser.next_reply()
+            if value is INCOMPLETE:
+                return
+            route(value, parser.kind)  # type: ignore[arg-type]
+
+    def route_all(self, values: list[Reply], kinds: bytes) -> None:
+        """``route`` for many replies in wire order (``kinds[i]`` is ``values[i]``'s type).
+
+        A pipeline of plain commands at the head of the FIFO, on a RESP2
+        connection with nothing that could be a push, takes its share in one
+        slice; anything else goes through ``route`` one by one.
+        """
+        waiters = self.waiters
+        state = self.state
+        route = self.route
+        at = 0
+        count = len(values)
+        while at < count:
+            head = waiters[0] if waiters else None
+            if (type(head) is Batch and head.plans is None
+                    and not (state.resp3 or state.listening or state.shard_history)):
+                results = head.results
+                taken = values[at:at + head.count - len(results)]
+                results += taken
+                at += len(taken)
+                if len(results) == head.count:
+                    waiters.popleft()
+                    if not head.future.done():
+                        head.future.set_result(results)
+                continue
+            route(values[at], kinds[at])
+            at += 1
 
     # -- pushes and read() ---------------------------------------------------
 

@@ -19,7 +19,7 @@ from typing import Final, NamedTuple
 from ._cache import Cache
 from ._dispatch import Batch, Dispatcher, Push, UnsolicitedReply
 from ._errors import TIMEOUT, Error, NetworkError, ProtocolError, ServerError, error_from_exception
-from ._resp import INCOMPLETE, Parser, Reply, RespError, new_parser
+from ._resp import Parser, Reply, RespError, new_parser
 from ._resp3 import Resp3Parser
 from ._state import Plan, SessionState
 
@@ -121,13 +121,8 @@ class RedisProtocol(asyncio.Protocol):
         parser = self.parser
         parser.feed(data)
         dispatch = self.dispatch
-        route = dispatch.route
         try:
-            while True:
-                value = parser.next_reply()
-                if value is INCOMPLETE:
-                    break
-                route(value, parser.kind)  # type: ignore[arg-type]
+            dispatch.deliver(parser)
             if dispatch.pushes and not self.reading_paused and (
                     len(dispatch.pushes) > self.limits.max_pushes
                     or dispatch.push_bytes > self.limits.max_push_bytes):

@@ -16,7 +16,6 @@ hands back complete replies one at a time, keeping partial ones across feeds::
 from __future__ import annotations
 
 import os
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Union, cast
 
@@ -25,7 +24,7 @@ from ._errors import ServerError
 if TYPE_CHECKING:
     from ._speedups import Gather
 
-_CompiledParse = Callable[[bytes, int, bool, type, int], tuple[list[tuple[int, Any]], int, int]]
+_CompiledParse = Callable[[bytes, int, bool, type, int], tuple[list[Any], bytes, int, int]]
 _CompiledEncode = Callable[[Sequence[Any]], Union[bytes, None]]  # noqa: UP007
 _compiled_parse: _CompiledParse | None
 compiled_encode: _CompiledEncode | None
@@ -366,6 +365,14 @@ class Parser:
                 self._index = 0
             self._lines += lines
 
+    def take_ready(self) -> tuple[list[Reply], bytes] | None:
+        """Complete replies read ahead in one go, and their type bytes; or None.
+
+        Only the compiled parser reads ahead (``AcceleratedParser``); these
+        come before anything ``next_reply`` gives after them.
+        """
+        return None
+
     def has_partial(self) -> bool:
         """True when some bytes of a reply arrived but the reply is not complete."""
         return (
@@ -579,13 +586,17 @@ class AcceleratedParser(Parser):
     and a broken stream gets the pure parser's own error.
     """
 
-    __slots__ = ("_pending", "_pure", "_ready")
+    __slots__ = ("_at", "_kinds", "_pending", "_pure", "_values")
 
     _gatherer = _compiled_gather or Pieces
 
     def __init__(self, decode: bool = True) -> None:
         super().__init__(decode)
-        self._ready: deque[tuple[int, Reply]] = deque()
+        # Complete replies the compiled parser read, not yet taken: _values[_at:],
+        # and their type bytes.
+        self._values: list[Reply] = []
+        self._kinds = b""
+        self._at = 0
         # The start of a reply the compiled parser will read again, whole.
         self._pending = b""
         # False only while the pure parser holds nothing (then it need not be asked).
@@ -601,9 +612,15 @@ class AcceleratedParser(Parser):
             Parser.feed(self, data)
             return
         assert _compiled_parse is not None
-        replies, end, status = _compiled_parse(data, 0, self.decode, ServerError, BIG_BULK)
-        if replies:
-            self._ready.extend(replies)
+        values, kinds, end, status = _compiled_parse(data, 0, self.decode, ServerError, BIG_BULK)
+        if values:
+            at = self._at
+            if at < len(self._values):  # some not taken yet: they come first
+                self._values = self._values[at:] + values
+                self._kinds = self._kinds[at:] + kinds
+            else:
+                self._values, self._kinds = values, kinds
+            self._at = 0
         rest = len(data) - end
         if status == NEED_MORE and rest <= HANDOFF:
             self._pending = data[end:] if rest else b""
@@ -612,18 +629,38 @@ class AcceleratedParser(Parser):
             Parser.feed(self, data[end:])
 
     def has_partial(self) -> bool:
-        return bool(self._pending or self._ready) or Parser.has_partial(self)
+        return (bool(self._pending) or self._at < len(self._values)
+                or Parser.has_partial(self))
 
     def next_reply(self) -> Reply | _Incomplete:
-        if self._ready:
-            self.kind, value = self._ready.popleft()
-            return value
+        at = self._at
+        values = self._values
+        if at < len(values):
+            self.kind = self._kinds[at]
+            if at + 1 == len(values):
+                self._values = []  # no reference kept to what was handed out
+                self._at = 0
+            else:
+                self._at = at + 1
+            return values[at]
         if not self._pure:
             return INCOMPLETE
         reply = Parser.next_reply(self)
         if reply is INCOMPLETE and not Parser.has_partial(self):
             self._pure = False  # drained: the compiled parser takes the next bytes
         return reply
+
+    def take_ready(self) -> tuple[list[Reply], bytes] | None:
+        at = self._at
+        values = self._values
+        if at >= len(values):
+            return None
+        kinds = self._kinds
+        self._values = []
+        self._at = 0
+        if at:
+            return values[at:], kinds[at:]
+        return values, kinds
 
 
 def speedups_available() -> bool:

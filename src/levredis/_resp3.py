@@ -116,6 +116,10 @@ class Resp3Parser:
         """True when some bytes of a reply arrived but the reply is not complete."""
         return self._position < len(self._buffer) or bool(self._stack)
 
+    def take_ready(self) -> None:
+        """Nothing is read ahead here: replies come one by one from ``next_reply``."""
+        return None
+
     def _text(self, data: bytes) -> str | bytes:
         return data.decode("utf-8", _SURROGATE) if self.decode else data
 

@@ -4,7 +4,8 @@
  * (Gather) and of cache hits.
  *
  * parse(data, start, decode, error_type, big) reads as many complete replies
- * as data[start:] holds and returns ([(type byte, value), ...], end, status).
+ * as data[start:] holds and returns ([value, ...], type bytes, end, status):
+ * the i-th reply's type byte is types[i].
  * It is stateless: it never keeps part of a reply. It checks exactly what the
  * pure parser in _resp.py checks, and where it would have to refuse a reply,
  * or meets one it leaves to the pure parser (nesting deeper than MAX_DEPTH, a
@@ -223,6 +224,11 @@ parse(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Reader reader = {view.buf, view.len, start, decode, args[3], big};
     PyObject *replies = PyList_New(0);
+    /* Each reply's type byte, in a bytes object beside the values. */
+    char small[256];
+    char *kinds = small;
+    Py_ssize_t kinds_size = (Py_ssize_t)sizeof(small);
+    Py_ssize_t count = 0;
     int status = NEED_MORE;
     while (replies != NULL) {
         Py_ssize_t begin = reader.pos;
@@ -235,19 +241,40 @@ parse(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             }
             break;
         }
-        PyObject *pair = Py_BuildValue("(iN)", (int)(unsigned char)reader.buf[begin], value);
-        if (pair == NULL || PyList_Append(replies, pair) < 0) {
-            Py_XDECREF(pair);
+        if (count == kinds_size) {
+            Py_ssize_t grown = 2 * kinds_size;
+            char *more = kinds == small ? PyMem_Malloc((size_t)grown)
+                                        : PyMem_Realloc(kinds, (size_t)grown);
+            if (more == NULL) {
+                Py_DECREF(value);
+                Py_CLEAR(replies);
+                PyErr_NoMemory();
+                break;
+            }
+            if (kinds == small) {
+                memcpy(more, small, sizeof(small));
+            }
+            kinds = more;
+            kinds_size = grown;
+        }
+        kinds[count++] = reader.buf[begin];
+        int failed = PyList_Append(replies, value);
+        Py_DECREF(value);
+        if (failed < 0) {
             Py_CLEAR(replies);
             break;
         }
-        Py_DECREF(pair);
     }
     PyBuffer_Release(&view);
-    if (replies == NULL) {
+    PyObject *types = replies == NULL ? NULL : PyBytes_FromStringAndSize(kinds, count);
+    if (kinds != small) {
+        PyMem_Free(kinds);
+    }
+    if (types == NULL) {
+        Py_XDECREF(replies);
         return NULL;
     }
-    return Py_BuildValue("(Nni)", replies, reader.pos, status);
+    return Py_BuildValue("(NNni)", replies, types, reader.pos, status);
 }
 
 /* The client-side cache's fast path: are a command's arguments all exactly
@@ -598,7 +625,7 @@ static PyTypeObject GatherType = {
 
 static PyMethodDef methods[] = {
     {"parse", (PyCFunction)(void (*)(void))parse, METH_FASTCALL,
-     "parse(data, start, decode, error_type, big) -> (replies, end, status)"},
+     "parse(data, start, decode, error_type, big) -> (values, type bytes, end, status)"},
     {"encode", encode, METH_O,
      "encode(args) -> the command as RESP bytes, or None: the pure encoder must do it"},
     {"encode_many", encode_many, METH_O,

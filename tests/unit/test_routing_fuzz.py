@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from levredis._dispatch import NOTHING_TO_READ, Batch, Dispatcher
 from levredis._errors import UsageError
-from levredis._resp import INCOMPLETE, AcceleratedParser, Parser, Reply
+from levredis._resp import AcceleratedParser, Parser, Reply
 from levredis._state import SessionState
 from tests.reference_parser import ReferenceParser
 from tests.stressing import FIGURES, size
@@ -164,6 +164,8 @@ def run_script(rng: random.Random, loop: asyncio.AbstractEventLoop) -> tuple[int
     stream = bytearray()
     delivered = emitted = 0
     batched: set[int] = set()  # commands with a plan: their result is [first reply]
+    pipelines: dict[int, list[int]] = {}  # plain pipelines: their commands' owner numbers
+    owners = 0  # the model's owner number of the next command
 
     def feed(upto: int) -> None:
         nonlocal delivered
@@ -171,8 +173,7 @@ def run_script(rng: random.Random, loop: asyncio.AbstractEventLoop) -> tuple[int
             step = min(upto - delivered, rng.choice([1, 7, 64, 1000, 70_000]))
             parser.feed(bytes(stream[delivered : delivered + step]))
             delivered += step
-            while (value := parser.next_reply()) is not INCOMPLETE:
-                dispatch.route(value, parser.kind)  # type: ignore[arg-type]
+            dispatch.deliver(parser)  # as the connection does
             if rng.random() < 0.2:
                 read_now()
 
@@ -202,13 +203,23 @@ def run_script(rng: random.Random, loop: asyncio.AbstractEventLoop) -> tuple[int
                                "PUNSUBSCRIBE", "SUNSUBSCRIBE"} and "MULTI" in plan
             continue
         future: asyncio.Future[Reply] = loop.create_future()
-        if plan is None:
+        members = [args]
+        if plan is None and rng.random() < 0.3:
+            # A pipeline of plain commands: one waiter for all their replies.
+            members += [["GET", "k"]] * rng.randint(1, 6)
+            for extra in members[1:]:
+                assert state.plan_command(extra) is None
+            dispatch.waiters.append(Batch(future, len(members), None))  # type: ignore[arg-type]
+            pipelines[len(futures)] = list(range(owners, owners + len(members)))
+        elif plan is None:
             dispatch.waiters.append(future)
         else:
             dispatch.waiters.append(Batch(future, 1, [plan]))  # type: ignore[arg-type]
             batched.add(len(futures))
         futures.append(future)
-        model.answer(len(futures) - 1, args, hostile_value(rng))
+        for member in members:
+            model.answer(owners, member, hostile_value(rng))
+            owners += 1
         while rng.random() < 0.3:
             model.publish(rng, may_drop)
         for _, data in model.out[emitted:]:
@@ -242,12 +253,20 @@ def run_script(rng: random.Random, loop: asyncio.AbstractEventLoop) -> tuple[int
             expected_pushes.append((reference.kind, value))  # type: ignore[arg-type]
         else:
             expected_replies[owner] = value  # type: ignore[index, assignment]
+    number = 0  # the owner number of each future's (first) command
     for index, future in enumerate(futures):
         assert future.done(), f"command {index} got no reply"
         got = future.result()
+        if index in pipelines:
+            assert isinstance(got, list) and len(got) == len(pipelines[index])
+            for value, owned in zip(got, pipelines[index], strict=True):
+                assert same(value, expected_replies[owned]), (index, value)
+            number += len(got)
+            continue
         if index in batched:
             got = got[0]  # type: ignore[index]
-        assert same(got, expected_replies[index]), (index, got, expected_replies[index])
+        assert same(got, expected_replies[number]), (index, got, expected_replies[number])
+        number += 1
     assert len(consumed) == len(expected_pushes)
     for (kind, value), (want_kind, want) in zip(consumed, expected_pushes, strict=True):
         assert kind == want_kind and same(value, want), ((kind, value), (want_kind, want))

@@ -180,10 +180,14 @@ class Dispatcher:
 
     def deliver(self, parser: Parser | Resp3Parser) -> None:
         """Every complete reply ``parser`` holds, to its owner, in wire order."""
-        ready = parser.take_ready()
-        if ready is not None:  # read ahead by the compiled parser: routed together
-            self.route_all(*ready)
         route = self.route
+        ready = parser.take_ready()
+        if ready is not None:  # read ahead by the compiled parser
+            values, kinds = ready
+            if len(values) == 1:  # one reply (a sequential caller's): no slicing
+                route(values[0], kinds[0])
+            else:
+                self.route_all(values, kinds)
         while True:
             value = parser.next_reply()
             if value is INCOMPLETE:

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import threading
 import time
 import traceback
 import warnings
@@ -76,9 +75,8 @@ _TAGS: Final[dict[int, ReplyType]] = {
     SET: "set",
     PUSH: "push",
 }
-#: The calling thread (a cheap stand-in for "on this client's loop" in the
-#: cache's fast path: asyncio._get_running_loop costs four times as much).
-_thread_id: Final = threading.get_ident
+#: The running loop of the calling thread, or None (never raises).
+_running_loop: Final = asyncio._get_running_loop
 _NO_LOOP: Final = UsageError(
     "no running event loop: call levredis inside a coroutine run by asyncio.run()"
 )
@@ -108,7 +106,6 @@ class Client:
         "_loop",
         "_lost",
         "_reconnecting",
-        "_thread",
         "_timeout",
     )
 
@@ -123,8 +120,6 @@ class Client:
         self._cfg: ConfigView | None = None  # made on first use
         self._key = key
         self._loop = loop
-        #: The thread its loop runs in (see _thread_id).
-        self._thread = _thread_id()
         self._connection = connection
         self._closed = False
         # Where it was made, for the unclosed-client warning (asyncio debug mode).
@@ -179,9 +174,7 @@ class Client:
         if self._closed:
             return None, CLOSED
         connection = self._connection
-        # On this client's loop: in its thread, with it running (a thread runs
-        # one loop at a time). A quarter of asyncio.get_running_loop()'s cost.
-        here = _thread_id() == self._thread and self._loop.is_running()
+        here = _running_loop() is self._loop
         cache = connection.cache
         if cache is not None and here:
             answer = cache.hit(args)
@@ -322,12 +315,13 @@ class Client:
             return None, CLOSED
         if commands is None or (isinstance(commands, (list, tuple)) and not commands):
             return [], None
-        data = encode_pipeline(commands)
-        if isinstance(data, UsageError):
-            return None, data
+        encoded = encode_pipeline(commands)
+        if isinstance(encoded, UsageError):
+            return None, encoded
+        data, commands = encoded
         connection = self._connection
         limit = self._timeout
-        if connection.error is not None or self._loop is not asyncio.get_running_loop():
+        if connection.error is not None or self._loop is not _running_loop():
             ready = await self._reconnected()
             if isinstance(ready, Error):
                 return None, ready
@@ -374,8 +368,9 @@ class Client:
         if self._lost is not None:
             return None, self._lost
         connection = self._connection
-        if self._loop is not asyncio.get_running_loop():
-            return None, _WRONG_LOOP
+        foreign = self._foreign_loop()
+        if foreign is not None:
+            return None, foreign
         push = connection.take_push()
         if push is None:
             if connection.error is not None:
@@ -637,7 +632,10 @@ class Client:
 
         One deadline: what the reconnect took comes off the call's timeout.
         """
-        clock = asyncio.get_running_loop()  # (this client's, unless it says otherwise)
+        foreign = self._foreign_loop()
+        if foreign is not None:
+            return foreign
+        clock = self._loop
         started = clock.time()
         usable = await self._usable_connection()
         if isinstance(usable, Error):
@@ -651,10 +649,18 @@ class Client:
                 return TIMEOUT
         return usable, limit
 
+    def _foreign_loop(self) -> UsageError | None:
+        """Why this call cannot run here (no loop, or another loop than the client's)."""
+        running = _running_loop()
+        if running is self._loop:
+            return None
+        return _NO_LOOP if running is None else _WRONG_LOOP
+
     async def _usable_connection(self) -> RedisProtocol | Error:
         """Replace a failed connection, unless it held state a new one lacks."""
-        if asyncio.get_running_loop() is not self._loop:
-            return _WRONG_LOOP
+        foreign = self._foreign_loop()
+        if foreign is not None:
+            return foreign
         if self._lost is not None:
             return self._lost
         dead = self._connection
@@ -695,25 +701,42 @@ class Client:
         return connection
 
 
-def encode_pipeline(commands: object) -> bytes | UsageError:
-    """A pipeline's commands encoded back to back, or why the pipeline is malformed."""
+def encode_pipeline(
+    commands: object,
+) -> tuple[bytes, Sequence[Sequence[object]]] | UsageError:
+    """A pipeline's commands encoded back to back, and the commands as encoded; or
+    why the pipeline is malformed.
+
+    Subclasses of ``list``/``tuple`` are copied once, and the copies are what is
+    both encoded and planned: an override of ``__len__``/``__iter__`` cannot make
+    the bytes sent and the replies expected disagree.
+    """
     if _resp.compiled_encode_many is not None:
         data = _resp.compiled_encode_many(commands)  # type: ignore[arg-type]
-        if data is not None:
-            return data
-    if not isinstance(commands, (list, tuple)):
-        return UsageError(f"pipeline() takes a list of commands (got {type(commands).__name__})")
+        if data is not None:  # exact lists and tuples of plain arguments
+            return data, commands  # type: ignore[return-value]
+    if not issubclass(type(commands), (list, tuple)):
+        return UsageError(
+            f"pipeline() takes a list of commands (got {_resp.type_name(type(commands))})")
     parts = []
-    for position, args in enumerate(commands, 1):
-        if not isinstance(args, (list, tuple)):
-            return UsageError(
-                f"pipeline entry {position} is not a list of arguments (got {type(args).__name__})"
-            )
-        try:
-            parts.append(encode_command(args))
-        except ArgumentError as exc:
-            return UsageError(f"pipeline entry {position}: {exc}")
-    return b"".join(parts)
+    taken: list[Sequence[object]] = []
+    try:
+        entries: Sequence[Any] = (commands if type(commands) in (list, tuple)  # type: ignore[assignment]
+                                  else list(commands))  # type: ignore[call-overload]
+        for position, args in enumerate(entries, 1):
+            if not issubclass(type(args), (list, tuple)):
+                return UsageError(f"pipeline entry {position} is not a list of arguments "
+                                  f"(got {_resp.type_name(type(args))})")
+            if type(args) not in (list, tuple):
+                args = tuple(args)
+            try:
+                parts.append(encode_command(args))
+            except ArgumentError as exc:
+                return UsageError(f"pipeline entry {position}: {exc}")
+            taken.append(args)
+    except Exception as exc:  # a subclass whose iteration raises
+        return UsageError(f"pipeline() could not read its commands ({type(exc).__name__})")
+    return b"".join(parts), taken
 
 
 _CLIENT_ID: Final = encode_command(["CLIENT", "ID"])

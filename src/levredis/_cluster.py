@@ -566,9 +566,10 @@ class ClusterClient:
             return None, CLOSED
         if commands is None or (isinstance(commands, (list, tuple)) and not commands):
             return [], None
-        malformed = encode_pipeline(commands)
-        if isinstance(malformed, UsageError):
-            return None, malformed
+        encoded = encode_pipeline(commands)
+        if isinstance(encoded, UsageError):
+            return None, encoded
+        commands = encoded[1]  # as encoded (subclasses copied once)
         self._used = True
         transaction = _transaction_shape(commands)
         if isinstance(transaction, UsageError):

@@ -294,6 +294,7 @@ class RedisProtocol(asyncio.Protocol):
         if self.error is not None:
             return
         self.error = error
+        self.parser.clear()  # nothing more is read: what is half-read is let go
         if self.cache is not None:
             self.cache.drop()  # the server tracks nothing for us any more
         self.dispatch.fail(error)

@@ -114,46 +114,61 @@ def argument_bytes(arg: object) -> bytes:
     machine (command names, SELECT's db) and the cluster's key hashing.
     ``str`` is UTF-8 (``surrogateescape``, so a value read back and sent
     again is byte-identical), ``int`` and ``float`` their decimal text,
-    bytes-like objects as they are. The value itself is never put in a
-    message: it may be a secret.
+    bytes-like objects as they are. A subclass is sent as its base type's
+    value: its overrides (``encode``, ``__bytes__``, ``__index__``,
+    ``__repr__``, ``__class__`` ...) are not consulted, so they can neither
+    raise out of here nor change the bytes. The value itself is never put in
+    a message: it may be a secret.
     """
-    kind = type(arg)
+    kind = type(arg)  # (not arg.__class__, which an object may fake)
     try:
         if kind is str:
             return arg.encode("utf-8", _SURROGATE)  # type: ignore[attr-defined, no-any-return]
         if kind is bytes:
             return arg  # type: ignore[return-value]
-        if isinstance(arg, (bool, type(None))):
+        if kind is bool or arg is None:
             # True/None are almost always a bug; sending "True" or "None"
             # would silently store the wrong data.
             raise ArgumentError(
                 f"is {arg!r}: send str, bytes, int or float "
                 "(write 1/0 or 'true'/'false' explicitly)"
             )
-        # A subclass is sent as its base type's value: the base's conversion,
-        # not an override (which could raise, return anything, or differ).
-        if isinstance(arg, str):
-            return str.encode(arg, "utf-8", _SURROGATE)
-        if isinstance(arg, (bytes, bytearray, memoryview)):
-            return memoryview(arg).tobytes()
-        if isinstance(arg, int):
-            return b"%d" % int.__index__(arg)
-        if isinstance(arg, float):
-            return float.__repr__(arg).encode("ascii")
+        if issubclass(kind, str):
+            return str.encode(cast(str, arg), "utf-8", _SURROGATE)
+        if issubclass(kind, bytes):
+            return bytes.__getitem__(cast(bytes, arg), slice(None))
+        if issubclass(kind, bytearray):
+            return bytes(bytearray.__getitem__(cast(bytearray, arg), slice(None)))
+        if kind is memoryview:
+            return arg.tobytes()  # type: ignore[attr-defined, no-any-return]
+        if issubclass(kind, int):
+            return b"%d" % int.__index__(cast(int, arg))
+        if issubclass(kind, float):
+            return float.__repr__(cast(float, arg)).encode("ascii")
+    except ArgumentError:
+        raise
     except UnicodeEncodeError as exc:
         raise ArgumentError(
             f"is a str that cannot be encoded as UTF-8 (a lone surrogate at "
             f"position {exc.start}, often from json.loads of broken input)"
         ) from None
     except ValueError:
-        if isinstance(arg, int):
+        if issubclass(kind, int):
             raise ArgumentError("is an int with too many digits to send") from None
         raise ArgumentError("is a released memoryview") from None
-    except Exception as exc:  # a hostile subclass (say, a raising __class__): refused
+    except Exception as exc:  # not reached by any type we know: still a value, not a raise
         raise ArgumentError(
-            f"has type {kind.__name__}, whose conversion failed ({type(exc).__name__})"
+            f"has type {type_name(kind)}, whose conversion failed ({type_name(type(exc))})"
         ) from None
-    raise ArgumentError(f"has type {kind.__name__}: send str, bytes, int or float")
+    raise ArgumentError(f"has type {type_name(kind)}: send str, bytes, int or float")
+
+
+def type_name(kind: type) -> str:
+    """A type's own name, for messages (a metaclass may make ``__name__`` raise)."""
+    try:
+        return str(type.__dict__["__name__"].__get__(kind))
+    except Exception:
+        return "?"
 
 
 def command_name(arg: object) -> str:
@@ -365,6 +380,17 @@ class Parser:
                 self._index = 0
             self._lines += lines
 
+    def clear(self) -> None:
+        """Drop every received byte not yet taken (the connection is gone): a
+        large value cut off mid-way is not kept for as long as its client is."""
+        self._lines = []
+        self._index = 0
+        self._tail = b""
+        self._tail_more = []
+        self._tail_size = 0
+        self._stack = []
+        self._big = None
+
     def take_ready(self) -> tuple[list[Reply], bytes] | None:
         """Complete replies read ahead in one go, and their type bytes; or None.
 
@@ -569,9 +595,11 @@ class Parser:
 
 
 #: A partial reply the compiled parser keeps (and reads again from its start
-#: when more bytes come) up to this size; past it, the incremental pure parser
-#: takes over, so no reply is ever read again more than a few times.
+#: when more bytes come) up to this size, and for at most RETRIES reads; past
+#: either, the incremental pure parser takes over. So no reply is read again
+#: more than RETRIES times, even one trickling in byte by byte.
 HANDOFF: Final = 256 * 1024
+RETRIES: Final = 8
 
 
 class AcceleratedParser(Parser):
@@ -586,7 +614,7 @@ class AcceleratedParser(Parser):
     and a broken stream gets the pure parser's own error.
     """
 
-    __slots__ = ("_at", "_kinds", "_pending", "_pure", "_values")
+    __slots__ = ("_at", "_kinds", "_pending", "_pure", "_tries", "_values")
 
     _gatherer = _compiled_gather or Pieces
 
@@ -597,8 +625,10 @@ class AcceleratedParser(Parser):
         self._values: list[Reply] = []
         self._kinds = b""
         self._at = 0
-        # The start of a reply the compiled parser will read again, whole.
+        # The start of a reply the compiled parser will read again, whole, and
+        # how many reads it has been tried on.
         self._pending = b""
+        self._tries = 0
         # False only while the pure parser holds nothing (then it need not be asked).
         self._pure = False
 
@@ -622,15 +652,28 @@ class AcceleratedParser(Parser):
                 self._values, self._kinds = values, kinds
             self._at = 0
         rest = len(data) - end
-        if status == NEED_MORE and rest <= HANDOFF:
-            self._pending = data[end:] if rest else b""
-        elif rest:
+        if rest and status == NEED_MORE and rest <= HANDOFF:
+            # The same reply again (nothing completed before it), or a new one.
+            tries = self._tries + 1 if pending and end == 0 else 1
+            if tries <= RETRIES:
+                self._pending = data[end:]
+                self._tries = tries
+                return
+        self._tries = 0
+        if rest:
             self._pure = True
             Parser.feed(self, data[end:])
 
     def has_partial(self) -> bool:
         return (bool(self._pending) or self._at < len(self._values)
                 or Parser.has_partial(self))
+
+    def clear(self) -> None:
+        Parser.clear(self)
+        self._values = []
+        self._kinds = self._pending = b""
+        self._at = self._tries = 0
+        self._pure = False
 
     def next_reply(self) -> Reply | _Incomplete:
         at = self._at

@@ -120,6 +120,12 @@ class Resp3Parser:
         """Nothing is read ahead here: replies come one by one from ``next_reply``."""
         return None
 
+    def clear(self) -> None:
+        """Drop every received byte not yet taken (the connection is gone)."""
+        self._buffer = bytearray()
+        self._position = self._scanned = self._top = 0
+        self._stack = []
+
     def _text(self, data: bytes) -> str | bytes:
         return data.decode("utf-8", _SURROGATE) if self.decode else data
 

@@ -554,8 +554,7 @@ Gather_add(Gather *self, PyObject *piece)
             (void)_PyBytes_Resize(&self->data, want);  /* NULL on failure */
         }
         if (self->data == NULL) {
-            self->size = self->capacity = 0;
-            self->total = 0;  /* unusable from here on: finish() refuses */
+            self->size = self->capacity = self->total = 0;  /* unusable: finish() refuses */
             PyBuffer_Release(&view);
             return NULL;
         }
@@ -577,15 +576,15 @@ Gather_finish(Gather *self, PyObject *unused)
         return NULL;
     }
     const char *end = PyBytes_AS_STRING(self->data) + self->total - 2;
+    Py_ssize_t size = self->size;
+    self->size = self->capacity = self->total = 0;  /* done: need 0, add() takes nothing */
     if (end[0] != '\r' || end[1] != '\n') {
         Py_CLEAR(self->data);
-        self->total = 0;
         Py_RETURN_NONE;  /* not followed by CRLF: the caller names the error */
     }
     PyObject *data = self->data;
     self->data = NULL;
-    self->total = 0;
-    if (_PyBytes_Resize(&data, self->size - 2) < 0) {
+    if (_PyBytes_Resize(&data, size - 2) < 0) {
         return NULL;
     }
     return data;

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import tracemalloc
 
 import pytest
 
@@ -57,6 +59,31 @@ async def test_a_bulk_length_over_512_mb_is_refused_at_once() -> None:
         value, err = await client.cmd("GET", "k")
         assert value is None
         assert isinstance(err, levredis.ProtocolError) and "512 MB" in err
+        await client.close()
+
+
+async def test_a_value_cut_off_mid_way_is_not_kept_by_its_failed_connection() -> None:
+    # 24 MiB of an announced 512 MB arrive, then the peer goes: the client,
+    # still held by the caller, keeps none of it.
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_command(reader)
+        writer.write(b"$536870912\r\n")
+        for _ in range(96):
+            writer.write(b"v" * 262_144)
+            await writer.drain()
+        writer.transport.abort()
+
+    async with FakePeer(script) as peer:
+        client = await connect_to(peer, timeout=10)
+        tracemalloc.start()
+        try:
+            value, err = await client.cmd("GET", "k")
+            gc.collect()
+            held, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert value is None and isinstance(err, levredis.NetworkError), err
+        assert held < 4 * 1024 * 1024, held  # the client is alive; the 24 MiB are gone
         await client.close()
 
 

@@ -7,6 +7,9 @@ import logging
 import os
 import signal
 import ssl
+import threading
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 import trustme
@@ -322,6 +325,59 @@ def test_a_client_used_on_another_loop_says_so(redis_server: RedisServer) -> Non
     value, err = asyncio.run(use())
     assert value is None and isinstance(err, levredis.UsageError)
     asyncio.run(client.close())  # closing from another loop is allowed
+
+
+def test_a_client_whose_loop_moved_to_another_thread_says_so(redis_server: RedisServer) -> None:
+    # Made in this thread; its loop then runs in another; this thread runs its own.
+    home = asyncio.new_event_loop()
+    client = home.run_until_complete(connect(redis_server.address))
+    runner = threading.Thread(target=home.run_forever, daemon=True)
+    runner.start()
+    try:
+        async def use() -> tuple[object, object]:
+            return await client.cmd("PING")
+
+        value, err = asyncio.run(use())
+        assert value is None and isinstance(err, levredis.UsageError)
+        assert "another event loop" in err
+        assert asyncio.run_coroutine_threadsafe(client.cmd("PING"), home).result(5) == (
+            "PONG", None)
+        asyncio.run_coroutine_threadsafe(client.close(), home).result(5)
+    finally:
+        home.call_soon_threadsafe(home.stop)
+        runner.join(5)
+        home.close()
+
+
+def _drive(call: Coroutine[Any, Any, Any]) -> object:
+    """Run a coroutine by hand, outside any event loop, as far as it goes."""
+    try:
+        call.send(None)
+    except StopIteration as stop:
+        return stop.value
+    except BaseException as exc:
+        return exc
+    call.close()
+    return "suspended"
+
+
+def test_calls_driven_with_no_running_loop_say_so(redis_server: RedisServer) -> None:
+    home = asyncio.new_event_loop()
+    try:
+        client = home.run_until_complete(connect(redis_server.address))
+        answers = [_drive(client.cmd("PING")), _drive(client.pipeline([["PING"]])),
+                   _drive(client.read())]
+        elsewhere: list[object] = []
+        thread = threading.Thread(target=lambda: elsewhere.append(_drive(client.cmd("PING"))))
+        thread.start()
+        thread.join()
+        for answer in [*answers, *elsewhere]:
+            assert isinstance(answer, tuple) and answer[0] is None, answer
+            assert isinstance(answer[1], levredis.UsageError) and "no running event loop" in answer[1]
+        assert home.run_until_complete(client.cmd("PING")) == ("PONG", None)
+        home.run_until_complete(client.close())
+    finally:
+        home.close()
 
 
 def test_a_client_whose_loop_is_open_but_idle_says_so_on_another(

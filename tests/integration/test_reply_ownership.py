@@ -306,3 +306,27 @@ async def test_read_where_nothing_can_arrive_is_a_usage_error_at_once(
     assert "nothing to read" in err
     assert await client.cmd("PING") == ("PONG", None)
     await client.close()
+
+
+# -- a list subclass whose length and items disagree --------------------------------------
+
+
+class _Lying(list):  # type: ignore[type-arg]
+    def __len__(self) -> int:
+        return 1
+
+
+async def test_a_list_subclass_in_a_pipeline_cannot_inject_commands(
+        redis_server: RedisServer) -> None:
+    # Its header once came from __len__ and its items from iteration: the
+    # server saw an extra command, whose reply went to another caller.
+    client = await connect(redis_server.address, decode=False, timeout=5)
+    pipe = asyncio.ensure_future(client.pipeline([_Lying(["ECHO", "mine", "$4", "PING"])]))
+    other = asyncio.ensure_future(client.cmd("ECHO", "theirs"))
+    mine, theirs = await asyncio.gather(pipe, other)
+    assert theirs == (b"theirs", None)
+    results, err = mine
+    assert err is None and results is not None and len(results) == 1
+    assert results[0][0] is None and "wrong number of arguments" in str(results[0][1])
+    assert await client.cmd("ECHO", "after") == (b"after", None)
+    await client.close()

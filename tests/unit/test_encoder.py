@@ -86,7 +86,10 @@ def test_the_compiled_encoder_writes_the_pure_bytes_or_declines(args: list[objec
 def test_encode_pipeline_is_the_pure_encoder_per_command(
         commands: list[Any], as_tuple: bool) -> None:
     pipeline = tuple(commands) if as_tuple else commands
-    got = encode_pipeline(pipeline)
+    encoded = encode_pipeline(pipeline)
+    got = encoded if isinstance(encoded, UsageError) else encoded[0]
+    if not isinstance(encoded, UsageError):
+        assert list(encoded[1]) == list(pipeline)  # what is planned is what was sent
     expected: bytes | UsageError
     parts = []
     for position, args in enumerate(pipeline, 1):
@@ -102,6 +105,37 @@ def test_encode_pipeline_is_the_pure_encoder_per_command(
     else:
         expected = b"".join(parts)
     assert type(got) is type(expected) and got == expected
+
+
+class Shifty(list):  # type: ignore[type-arg]
+    """A list whose length and iteration disagree, and change between calls."""
+
+    calls = 0
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        Shifty.calls += 1
+        yield from (["ECHO", "a"] if Shifty.calls % 2 else ["ECHO", "a", "$4", "PING"])
+
+
+def test_a_list_subclass_is_read_once_and_planned_as_sent() -> None:
+    encoded = encode_pipeline([Shifty(["ECHO", "a"])])
+    assert not isinstance(encoded, UsageError)
+    data, commands = encoded
+    assert data == encode_command_pure(commands[0]) == b"*2\r\n$4\r\nECHO\r\n$1\r\na\r\n"
+    assert type(commands[0]) is tuple
+
+
+class Unreadable(list):  # type: ignore[type-arg]
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        raise RuntimeError("no")
+
+
+def test_a_pipeline_that_cannot_be_read_is_refused_not_raised() -> None:
+    assert isinstance(encode_pipeline([Unreadable(["GET", "k"])]), UsageError)
+    assert isinstance(encode_pipeline(Unreadable([["GET", "k"]])), UsageError)
 
 
 def test_a_pipeline_that_is_not_a_list_is_refused_by_name() -> None:
@@ -124,3 +158,28 @@ def test_the_compiled_encoder_writes_64_bit_edges_and_large_values() -> None:
     assert many([["GET", "a"], ("SET", "b", 1)]) == (
         encode_command_pure(["GET", "a"]) + encode_command_pure(["SET", "b", 1]))
     assert many([]) == b""
+
+
+@compiled
+@pytest.mark.skipif(not hasattr(__import__("ctypes").pythonapi, "PyUnicode_FromUnicode"),
+                    reason="only CPython 3.11 can still make a str that is not 'ready'")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the legacy API, on purpose
+def test_a_legacy_str_that_is_not_ready_is_encoded_like_any_other() -> None:
+    import ctypes
+
+    make = ctypes.pythonapi.PyUnicode_FromUnicode
+    make.restype, make.argtypes = ctypes.py_object, [ctypes.c_void_p, ctypes.c_ssize_t]
+    storage = ctypes.pythonapi.PyUnicode_AsUnicode
+    storage.restype, storage.argtypes = ctypes.c_void_p, [ctypes.py_object]
+
+    def legacy(text: str) -> str:
+        made: str = make(None, len(text))
+        ctypes.memmove(storage(made), ctypes.create_unicode_buffer(text),
+                       len(text) * ctypes.sizeof(ctypes.c_wchar))
+        return made
+
+    for text in ("abc", "x" * 1000, "h\xe9llo"):
+        expected = encode_command_pure(["SET", text])
+        assert encode_command(["SET", legacy(text)]) == expected
+        encoded = encode_pipeline([["SET", legacy(text)]])
+        assert not isinstance(encoded, UsageError) and encoded[0] == expected

@@ -99,3 +99,38 @@ def test_a_missing_crlf_after_a_large_value_is_refused() -> None:
         parser.feed(b"x" * (size - 1000) + b"\r!")
         with pytest.raises(RespError, match="not followed by CRLF"):
             parser.next_reply()
+
+
+@compiled
+def test_a_reply_trickling_in_is_read_again_a_bounded_number_of_times(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # 37,000 elements in 64-byte pieces: the compiled parser would have read
+    # the growing start again on each of ~4,000 pieces; now at most RETRIES.
+    calls = []
+    real = _resp._compiled_parse
+    assert real is not None
+
+    def counting(*args: object) -> object:
+        calls.append(1)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_resp, "_compiled_parse", counting)
+    items = [b"i%d" % n for n in range(37_000)]
+    stream = b"*%d\r\n" % len(items) + b"".join(b"$%d\r\n%s\r\n" % (len(i), i) for i in items)
+    parser = AcceleratedParser(decode=False)
+    for at in range(0, len(stream), 64):
+        parser.feed(stream[at:at + 64])
+        value = parser.next_reply()
+        if value is not INCOMPLETE:
+            break
+    assert value == items
+    assert len(calls) <= 20  # (RETRIES is 8; one call per piece would be ~4,000)
+
+
+@compiled
+def test_both_gatherers_are_done_after_finish() -> None:
+    assert Gather is not None
+    for gatherer in (Pieces(3), Gather(3)):
+        assert gatherer.add(b"a\r\n") == 3
+        assert gatherer.finish() == b"a"
+        assert gatherer.need == 0 and gatherer.add(b"more") == 0

@@ -65,6 +65,42 @@ def test_encode_rejects_none_bool_and_other_types(bad: object) -> None:
         encode_command(["SET", bad])
 
 
+@pytest.mark.parametrize(("bad", "message"), [
+    (None, "argument 2 is None: send str, bytes, int or float (write 1/0 or 'true'/'false' "
+           "explicitly)"),
+    (True, "argument 2 is True: send str"),
+    (False, "argument 2 is False: send str"),
+    (object(), "argument 2 has type object: send str, bytes, int or float"),
+    ({"a": 1}, "argument 2 has type dict: send str"),
+])
+def test_a_refused_argument_is_named_with_its_reason(bad: object, message: str) -> None:
+    with pytest.raises(ArgumentError) as refused:
+        encode_command(["SET", bad])
+    assert str(refused.value).startswith(message)
+
+
+class _FakesItsClass:
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        raise ValueError("no")
+
+
+class _Nameless(type):
+    @property
+    def __name__(cls) -> str:  # type: ignore[override]
+        raise ValueError("no")
+
+
+class _Anonymous(metaclass=_Nameless):
+    pass
+
+
+def test_hostile_objects_are_refused_without_raising_anything_else() -> None:
+    for bad in (_FakesItsClass(), _Anonymous()):
+        with pytest.raises(ArgumentError, match="argument 2 has type"):
+            encode_command(["SET", bad])
+
+
 def test_encode_rejects_an_empty_command() -> None:
     with pytest.raises(ArgumentError, match="no command"):
         encode_command([])

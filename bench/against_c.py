@@ -83,13 +83,17 @@ async def levredis_round(port: int, sizes: Sizes) -> dict[str, float]:
         await adapter.close()
 
 
-def measure(rounds: int, quick: bool = False) -> dict[str, Any]:
+def pinned_server() -> RedisServer:
+    """A throwaway redis-server on CPU 0, this process moved to CPU 1 (given two CPUs)."""
+    cpu: int | None = None
     if (os.cpu_count() or 1) >= 2:
         os.sched_setaffinity(0, {1})
-        cpu: int | None = 0
-    else:
-        cpu = None
-    server = RedisServer(cpu=cpu).start()
+        cpu = 0
+    return RedisServer(cpu=cpu).start()
+
+
+def measure(rounds: int, quick: bool = False) -> dict[str, Any]:
+    server = pinned_server()
     sizes = Sizes.quick() if quick else Sizes()
     ours: dict[str, list[float]] = {name: [] for name in WORKLOADS}
     theirs: dict[str, list[float]] = {name: [] for name in WORKLOADS}

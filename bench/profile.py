@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import cProfile
 import json
-import os
 import pstats
 import statistics
 import sys
@@ -29,11 +28,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.against_c import new_loop
+from bench.against_c import new_loop, pinned_server
 from bench.peers import Levredis
 from bench.run import seed
 from bench.workloads import Sizes, w1_sequential_get, w2_pipelined_set
-from tests.servers import RedisServer
 
 #: (layer, test on a profiled function's (file, line, name)), first match wins.
 LAYERS: list[tuple[str, Callable[[str, str], bool]]] = [
@@ -142,12 +140,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="a smoke run: few commands")
     args = parser.parse_args()
-    if (os.cpu_count() or 1) >= 2:
-        os.sched_setaffinity(0, {1})
-        cpu: int | None = 0
-    else:
-        cpu = None
-    server = RedisServer(cpu=cpu).start()
+    server = pinned_server()
     sizes = Sizes.quick() if args.quick else Sizes()
     try:
         asyncio.run(seed(server.port))

@@ -11,6 +11,9 @@ machine). Rounds interleave levredis and C. The workloads match bench.run's:
 - W2 pipelined SET x1000, one connection                 (C: -c 1 -P 1000)
 - W3 100 concurrent GETs on one client                   (C: -c 100 -P 1)
 
+and, beside W1, a bare asyncio.Protocol doing W1's GETs with no parsing or
+bookkeeping at all: the ceiling of any Python client on this loop.
+
 levredis runs on uvloop when it is installed (the loop production services
 use), asyncio otherwise.
 """
@@ -32,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.ceiling import bare_gets
 from bench.peers import Levredis
 from bench.run import seed
 from bench.workloads import (
@@ -73,14 +77,20 @@ def c_figure(port: int, options: list[str], requests: int) -> float:
     return float(rows[-1][1])
 
 
+#: W1's ceiling: a bare asyncio.Protocol (no parsing, no bookkeeping) beside C.
+CEILING = "W1 ceiling: bare Protocol"
+
+
 async def levredis_round(port: int, sizes: Sizes) -> dict[str, float]:
     adapter = Levredis()
     await adapter.open(port)
     try:
-        return {name: (await workload(adapter, sizes)).figure
-                for name, (workload, _, _) in WORKLOADS.items()}
+        figures = {name: (await workload(adapter, sizes)).figure
+                   for name, (workload, _, _) in WORKLOADS.items()}
     finally:
         await adapter.close()
+    figures[CEILING] = await bare_gets(port, sizes.w1_gets)
+    return figures
 
 
 def pinned_server() -> RedisServer:
@@ -95,8 +105,9 @@ def pinned_server() -> RedisServer:
 def measure(rounds: int, quick: bool = False) -> dict[str, Any]:
     server = pinned_server()
     sizes = Sizes.quick() if quick else Sizes()
-    ours: dict[str, list[float]] = {name: [] for name in WORKLOADS}
-    theirs: dict[str, list[float]] = {name: [] for name in WORKLOADS}
+    names = [*WORKLOADS, CEILING]
+    ours: dict[str, list[float]] = {name: [] for name in names}
+    theirs: dict[str, list[float]] = {name: [] for name in names}
     try:
         asyncio.run(seed(server.port))
         for _ in range(rounds):
@@ -109,13 +120,15 @@ def measure(rounds: int, quick: bool = False) -> dict[str, Any]:
                 ours[name].append(figures[name])
                 theirs[name].append(c_figure(server.port, options,
                                              requests // 20 if quick else requests))
+            ours[CEILING].append(figures[CEILING])
+            theirs[CEILING].append(theirs["W1 sequential GET"][-1])
     finally:
         server.cleanup()
     return {
         name: {"levredis": statistics.median(ours[name]), "c": statistics.median(theirs[name]),
                "ratio": statistics.median(ours[name]) / statistics.median(theirs[name]),
                "levredis_rounds": ours[name], "c_rounds": theirs[name]}
-        for name in WORKLOADS
+        for name in names
     }
 
 

@@ -52,7 +52,8 @@ def draw(report: dict[str, Any], path: Path, against_c: dict[str, Any] | None = 
         c_ax.bar_label(bars, fmt="%.2f")
         c_ax.axhline(1.0, color="black", linewidth=0.8)
         c_ax.set_xticks(range(len(names)))
-        c_ax.set_xticklabels([n.split(" ", 1)[0] for n in names])
+        c_ax.set_xticklabels(["W1 bare" if "ceiling" in n else n.split(" ", 1)[0]
+                              for n in names])
         c_ax.set_title(f"levredis relative to C (pinned, median of {against_c['rounds']})")
         c_ax.legend()
     fig.tight_layout()

@@ -39,7 +39,7 @@ def draw(report: dict[str, Any], path: Path, against_c: dict[str, Any] | None = 
         ax.bar(positions, ratios, width, label=f"vs {peer}")
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks([i + width * (len(peers) - 1) / 2 for i in range(len(workloads))])
-    ax.set_xticklabels([w.split(" ", 1)[0] for w in workloads])
+    ax.set_xticklabels([w.split(" ", 1)[0] + (" unix" if "Unix" in w else "") for w in workloads])
     ax.set_ylabel("levredis speed / peer speed (higher is better)")
     ax.set_title(f"levredis relative to peers ({loop} loop, unpinned, "
                  f"median of {report['rounds']} rounds)")

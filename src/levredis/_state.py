@@ -183,8 +183,10 @@ class SessionState:
         """``plan_command`` for a pipeline: all are accepted, or none."""
         saved = (self.multi_sent, self._monitor_sent, self._push_plans)
         plans: list[Plan | None] = []
+        plan_named = self.plan_named
         for args in commands:
-            plan = self.plan_command(args)
+            first = args[0]  # (plan_command's steps inline: one call per command, not two)
+            plan = plan_named(first.upper() if type(first) is str else command_name(first), args)
             if plan.__class__ is UsageError:
                 self.multi_sent, self._monitor_sent, self._push_plans = saved
                 if plan is _MONITOR_MODE and not saved[1]:

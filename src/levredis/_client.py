@@ -313,12 +313,14 @@ class Client:
         """
         if self._closed:
             return None, CLOSED
-        if commands is None or (isinstance(commands, (list, tuple)) and not commands):
+        if commands is None:
             return [], None
         encoded = encode_pipeline(commands)
         if isinstance(encoded, UsageError):
             return None, encoded
-        data, commands = encoded
+        data, commands = encoded  # (list and tuple subclasses copied once)
+        if not commands:
+            return [], None
         connection = self._connection
         limit = self._timeout
         if connection.error is not None or self._loop is not _running_loop():

@@ -564,12 +564,14 @@ class ClusterClient:
         """
         if self._closed:
             return None, CLOSED
-        if commands is None or (isinstance(commands, (list, tuple)) and not commands):
+        if commands is None:
             return [], None
         encoded = encode_pipeline(commands)
         if isinstance(encoded, UsageError):
             return None, encoded
         commands = encoded[1]  # as encoded (subclasses copied once)
+        if not commands:
+            return [], None
         self._used = True
         transaction = _transaction_shape(commands)
         if isinstance(transaction, UsageError):

@@ -44,6 +44,33 @@ async def test_malformed_entries_send_nothing(client: levredis.Client) -> None:
     assert await client.cmd("EXISTS", "a") == (0, None)
 
 
+class _FakesItsClass:
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        raise ValueError("no")
+
+
+class _Unsized(list):  # type: ignore[type-arg]
+    def __len__(self) -> int:
+        raise RuntimeError("no")
+
+    def __bool__(self) -> bool:
+        raise RuntimeError("no")
+
+
+class _Tuple(tuple):  # type: ignore[type-arg]
+    pass
+
+
+async def test_hostile_pipelines_are_refused_or_sent_as_read_never_raised(
+        client: levredis.Client) -> None:
+    for hostile in (_FakesItsClass(), _Unsized([["PING"]]), _Unsized(), [_Unsized(["PING"])]):
+        results, err = await client.pipeline(hostile)  # type: ignore[arg-type]
+        assert results is None and isinstance(err, levredis.UsageError), hostile
+    assert await client.pipeline(_Tuple([_Tuple(["ECHO", "a"])])) == ([["a"]], None)
+    assert await client.cmd("PING") == ("PONG", None)
+
+
 async def test_pipeline_accepts_tuples(client: levredis.Client) -> None:
     assert await client.pipeline((("SET", "t", 1), ("GET", "t"))) == ([["OK"], ["1"]], None)
 

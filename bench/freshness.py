@@ -164,9 +164,14 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     chaos = Chaos(seconds=args.seconds, kill_every=args.kill_every)
+    known = [client.name for client in checker_clients()]
+    wanted = known if args.clients == "all" else args.clients.split(",")
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        parser.error(f"unknown client {', '.join(unknown)} (known: {', '.join(known)}, or all)")
     results: dict[str, Any] = {}
     for client in checker_clients():
-        if args.clients != "all" and client.name not in args.clients.split(","):
+        if client.name not in wanted:
             continue
         if client.missing:
             results[client.name] = {"skipped": client.missing}

@@ -21,6 +21,7 @@ hands those to ``Cache.invalidate`` as they are parsed, in wire order.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import OrderedDict
@@ -29,7 +30,14 @@ from dataclasses import dataclass
 from typing import Final, TypeVar
 
 from ._errors import NOT_FOUND, Error
-from ._resp import ArgumentError, Reply, argument_bytes, command_name, encode_command
+from ._resp import (
+    SPEEDUPS_ENV,
+    ArgumentError,
+    Reply,
+    argument_bytes,
+    command_name,
+    encode_command,
+)
 from ._state import SessionState
 
 
@@ -603,7 +611,7 @@ def key_for(args: tuple[object, ...], data: bytes) -> Hashable:
 def plain_args_pure(args: tuple[object, ...]) -> bool:
     """Whether every argument is exactly ``str`` or ``bytes`` (no subclass)."""
     for arg in args:
-        kind = arg.__class__
+        kind = type(arg)  # (not arg.__class__, which an object may fake)
         if kind is not str and kind is not bytes:
             return False
     return True
@@ -616,6 +624,8 @@ try:
 except ImportError:
     compiled_plain_args = None
 
+if os.environ.get(SPEEDUPS_ENV, "1").strip() == "0":  # pure Python alone, as the encoder
+    compiled_plain_args = None
 plain_args: Callable[[tuple[object, ...]], bool] = (
     plain_args_pure if compiled_plain_args is None else compiled_plain_args)
 

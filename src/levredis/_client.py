@@ -44,6 +44,7 @@ from ._resp import (
     command_name,
     encode_command,
     encode_command_pure,
+    frozen,
 )
 from ._resp3 import BIG_NUMBER, BLOB_ERROR, BOOLEAN, DOUBLE, MAP, NULL, PUSH, SET, VERBATIM
 
@@ -184,6 +185,7 @@ class Client:
         data = None if encode is None else encode(args)
         if data is None:  # declined: arguments only the pure encoder takes, or refuses
             try:
+                args = frozen(args)  # planned below, after any await, as encoded here
                 data = encode_command_pure(args)
             except ArgumentError as exc:
                 return None, UsageError(str(exc))
@@ -407,9 +409,18 @@ class Client:
         It is closed instead when ``no_keepalive`` is true, the pool is full,
         or the connection is not clean (a reply owed, subscribed, inside
         MULTI, after SELECT of another db ...). Later calls return
-        ``(None, "closed")``.
+        ``(None, "closed")``. Called from another thread while the client's
+        loop runs there, the close is done on that loop.
         """
         if self._closed:
+            return True
+        home = self._loop
+        if home.is_running() and _running_loop() is not home:
+            # Its loop runs in another thread: the close is done there, where
+            # its socket lives (awaited when this thread has a loop of its own).
+            done = asyncio.run_coroutine_threadsafe(self.close(no_keepalive), home)
+            if _running_loop() is not None:
+                await asyncio.wrap_future(done)
             return True
         self._closed = True
         if self._closing is not None and not self._closing.done():
@@ -709,14 +720,15 @@ def encode_pipeline(
     """A pipeline's commands encoded back to back, and the commands as encoded; or
     why the pipeline is malformed.
 
-    Subclasses of ``list``/``tuple`` are copied once, and the copies are what is
-    both encoded and planned: an override of ``__len__``/``__iter__`` cannot make
-    the bytes sent and the replies expected disagree.
+    Each command is copied once into a tuple (mutable buffers into ``bytes``),
+    and the copies are what is both encoded and planned: neither a change the
+    caller makes while the pipeline waits nor a subclass's ``__len__`` or
+    ``__iter__`` can make the bytes sent and the replies expected disagree.
     """
     if _resp.compiled_encode_many is not None:
-        data = _resp.compiled_encode_many(commands)  # type: ignore[arg-type]
-        if data is not None:  # exact lists and tuples of plain arguments
-            return data, commands  # type: ignore[return-value]
+        encoded = _resp.compiled_encode_many(commands)  # type: ignore[arg-type]
+        if encoded is not None:  # exact lists and tuples of plain arguments, copied
+            return encoded
     if not issubclass(type(commands), (list, tuple)):
         return UsageError(
             f"pipeline() takes a list of commands (got {_resp.type_name(type(commands))})")
@@ -729,9 +741,8 @@ def encode_pipeline(
             if not issubclass(type(args), (list, tuple)):
                 return UsageError(f"pipeline entry {position} is not a list of arguments "
                                   f"(got {_resp.type_name(type(args))})")
-            if type(args) not in (list, tuple):
-                args = tuple(args)
             try:
+                args = frozen(args)
                 parts.append(encode_command(args))
             except ArgumentError as exc:
                 return UsageError(f"pipeline entry {position}: {exc}")

@@ -28,7 +28,7 @@ _CompiledParse = Callable[[bytes, int, bool, type, int], tuple[list[Any], bytes,
 _CompiledEncode = Callable[[Sequence[Any]], Union[bytes, None]]  # noqa: UP007
 _compiled_parse: _CompiledParse | None
 compiled_encode: _CompiledEncode | None
-compiled_encode_many: _CompiledEncode | None
+compiled_encode_many: Callable[[Sequence[Any]], tuple[bytes, list[tuple[Any, ...]]] | None] | None
 _compiled_gather: type[Gather] | None
 try:
     from . import _speedups
@@ -169,6 +169,25 @@ def type_name(kind: type) -> str:
         return str(type.__dict__["__name__"].__get__(kind))
     except Exception:
         return "?"
+
+
+def frozen(args: Sequence[object]) -> tuple[object, ...]:
+    """The arguments as a tuple, mutable buffers (``bytearray``, ``memoryview``)
+    copied to ``bytes``: a snapshot that the caller's later changes cannot reach,
+    so what is planned from it is what was encoded from it. Raises
+    ``ArgumentError`` (naming the position) for a buffer that cannot be read.
+    """
+    taken = tuple(args)
+    if not any(issubclass(type(arg), (bytearray, memoryview)) for arg in taken):
+        return taken
+    copies = list(taken)
+    for position, arg in enumerate(taken, 1):
+        if issubclass(type(arg), (bytearray, memoryview)):
+            try:
+                copies[position - 1] = argument_bytes(arg)
+            except ArgumentError as exc:
+                raise ArgumentError(f"argument {position} {exc}") from None
+    return tuple(copies)
 
 
 def command_name(arg: object) -> str:

@@ -459,6 +459,11 @@ encode(PyObject *self, PyObject *command)
     return data;
 }
 
+/* encode_many(commands) -> (bytes, [tuple, ...]) or None. The commands are
+   first copied into tuples (a list's items as they are now; tuples as they
+   are), and the bytes are written from those copies, which are returned: what
+   the caller plans from is exactly what was encoded, whatever happens to its
+   lists afterwards. */
 static PyObject *
 encode_many(PyObject *self, PyObject *commands)
 {
@@ -466,23 +471,55 @@ encode_many(PyObject *self, PyObject *commands)
         Py_RETURN_NONE;
     }
     Py_ssize_t count = PySequence_Fast_GET_SIZE(commands);
-    PyObject **items = PySequence_Fast_ITEMS(commands);
+    PyObject *taken = PyList_New(count);
+    if (taken == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (i >= PySequence_Fast_GET_SIZE(commands)) {  /* shrunk meanwhile (a finalizer) */
+            Py_DECREF(taken);
+            Py_RETURN_NONE;
+        }
+        PyObject *command = PySequence_Fast_GET_ITEM(commands, i);
+        PyObject *copy;
+        if (PyTuple_CheckExact(command)) {
+            Py_INCREF(command);
+            copy = command;
+        }
+        else if (PyList_CheckExact(command)) {
+            Py_INCREF(command);
+            copy = PyList_AsTuple(command);
+            Py_DECREF(command);
+            if (copy == NULL) {
+                Py_DECREF(taken);
+                return NULL;
+            }
+        }
+        else {
+            Py_DECREF(taken);
+            Py_RETURN_NONE;
+        }
+        PyList_SET_ITEM(taken, i, copy);
+    }
     Py_ssize_t total = 0;
     for (Py_ssize_t i = 0; i < count; i++) {
-        Py_ssize_t size = command_size(items[i]);
+        Py_ssize_t size = command_size(PyList_GET_ITEM(taken, i));
         if (size < 0 || size > PY_SSIZE_T_MAX - total) {
+            Py_DECREF(taken);
             Py_RETURN_NONE;
         }
         total += size;
     }
     PyObject *data = PyBytes_FromStringAndSize(NULL, total);
-    if (data != NULL) {
-        char *out = PyBytes_AS_STRING(data);
-        for (Py_ssize_t i = 0; i < count; i++) {
-            out = write_command(out, items[i]);
-        }
+    if (data == NULL) {
+        Py_DECREF(taken);
+        return NULL;
     }
-    return data;
+    char *out = PyBytes_AS_STRING(data);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        out = write_command(out, PyList_GET_ITEM(taken, i));
+    }
+    return Py_BuildValue("(NN)", data, taken);
 }
 
 /* ---- Gather: a large bulk string received straight into its bytes object ---
@@ -628,7 +665,8 @@ static PyMethodDef methods[] = {
     {"encode", encode, METH_O,
      "encode(args) -> the command as RESP bytes, or None: the pure encoder must do it"},
     {"encode_many", encode_many, METH_O,
-     "encode_many(commands) -> the commands as RESP bytes, or None: the pure encoder must"},
+     "encode_many(commands) -> (RESP bytes, the commands as tuples), or None: the pure "
+     "encoder must"},
     {"plain_args", plain_args, METH_O,
      "plain_args(args) -> whether every item of the tuple is exactly str or bytes"},
     {NULL, NULL, 0, NULL},

@@ -21,13 +21,14 @@ async def client(redis_server: RedisServer) -> AsyncIterator[levredis.Client]:
 @pytest.fixture(params=["compiled", "pure"], autouse=True)
 def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every integration test runs with the compiled fast paths and with pure Python alone."""
-    from levredis import _resp
+    from levredis import _cache, _resp
 
     if request.param == "compiled":
         assert _resp.speedups_available(), "the compiled parser is not built (pip install -e .)"
         assert _resp.compiled_encode is not None
-    else:  # the encoder is chosen at import: set aside here
+    else:  # the encoder and the cache's check are chosen at import: set aside here
         monkeypatch.setattr(_resp, "compiled_encode", None)
         monkeypatch.setattr(_resp, "compiled_encode_many", None)
+        monkeypatch.setattr(_cache, "plain_args", _cache.plain_args_pure)
     monkeypatch.setenv("LEVREDIS_SPEEDUPS", "1" if request.param == "compiled" else "0")
     return str(request.param)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import levredis
+from levredis import _cache
 from levredis._cache import ALL, READ, WRITE, CommandRules
 from tests.faultproxy import FaultProxy
 from tests.servers import RedisServer
@@ -580,6 +581,41 @@ async def test_hits_match_arguments_by_their_bytes_not_by_python_equality(
     value, err = await client.cmd("GET", Tag("user"))
     assert value is None and isinstance(err, levredis.UsageError)
     assert await client.cmd("GET", BadHash("user")) == ("lower", None)  # no exception
+    await client.close()
+
+
+class _PosingAsStr(str):
+    """Claims to be exactly str, hashes and compares like another key."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return str
+
+    def __hash__(self) -> int:
+        return hash("user")
+
+    def __eq__(self, other: object) -> bool:
+        return other == "user" or str.__eq__(self, other)
+
+
+class _PosingUnhashable(_PosingAsStr):
+    def __hash__(self) -> int:
+        raise RuntimeError("no hash today")
+
+
+@pytest.mark.parametrize("check", ["compiled", "pure"])
+async def test_a_faked_class_gets_no_hit_with_either_check(
+        cache_server: RedisServer, other: levredis.Client, check: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    if check == "pure":  # as a build without a C compiler has it
+        monkeypatch.setattr(_cache, "plain_args", _cache.plain_args_pure)
+    await other.cmd("SET", "user", "lower")
+    await other.cmd("SET", "USER", "UPPER")
+    client = await connect_cached(cache_server)
+    assert await client.cmd("GET", "user") == ("lower", None)
+    assert await client.cmd("GET", "user") == ("lower", None)  # a hit now
+    assert await client.cmd("GET", _PosingAsStr("USER")) == ("UPPER", None)
+    assert await client.cmd("GET", _PosingUnhashable("USER")) == ("UPPER", None)
     await client.close()
 
 

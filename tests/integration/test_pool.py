@@ -349,6 +349,39 @@ def test_a_client_whose_loop_moved_to_another_thread_says_so(redis_server: Redis
         home.close()
 
 
+def test_close_from_another_thread_is_done_on_the_clients_loop(
+        redis_server: RedisServer) -> None:
+    home = asyncio.new_event_loop()
+    home.set_debug(True)  # asyncio's own check: a transport touched from another thread raises
+    runner = threading.Thread(target=home.run_forever, daemon=True)
+    runner.start()
+    try:
+        async def dirty() -> levredis.Client:
+            client = await connect(redis_server.address)
+            assert await client.cmd("SELECT", "1") == ("OK", None)  # not poolable
+            return client
+
+        client = asyncio.run_coroutine_threadsafe(dirty(), home).result(5)
+        closed_in: list[str] = []
+        transport = client._connection.transport
+        assert transport is not None
+        close = transport.close
+
+        def spy() -> None:
+            closed_in.append(threading.current_thread().name)
+            close()
+
+        transport.close = spy  # type: ignore[method-assign]
+        assert asyncio.run(client.close()) is True  # from this thread's own loop
+        assert closed_in == [runner.name]
+        value, err = asyncio.run_coroutine_threadsafe(client.cmd("PING"), home).result(5)
+        assert value is None and err == "closed"
+    finally:
+        home.call_soon_threadsafe(home.stop)
+        runner.join(5)
+        home.close()
+
+
 def _drive(call: Coroutine[Any, Any, Any]) -> object:
     """Run a coroutine by hand, outside any event loop, as far as it goes."""
     try:

@@ -330,3 +330,61 @@ async def test_a_list_subclass_in_a_pipeline_cannot_inject_commands(
     assert results[0][0] is None and "wrong number of arguments" in str(results[0][1])
     assert await client.cmd("ECHO", "after") == (b"after", None)
     await client.close()
+
+
+# -- what is planned is what was encoded, whatever the caller changes while a call waits ---
+
+
+async def _kill(client: levredis.Client, address: str) -> None:
+    """Kill the client's connection from another one: its next call reconnects (an await)."""
+    ident = await client_id(client)
+    killer = await connect(address)
+    await killer.cmd("CLIENT", "KILL", "ID", str(ident))
+    await killer.close()
+    await asyncio.sleep(0.1)
+
+
+async def test_a_command_added_to_a_pipeline_while_it_reconnects_is_not_planned(
+        redis_server: RedisServer) -> None:
+    client = await connect(redis_server.address, timeout=5)
+    await client.pipeline([["SET", "own:a", "A"], ["SET", "own:b", "B"]])
+    await _kill(client, redis_server.address)
+    commands = [["GET", "own:a"]]
+
+    async def meddle() -> None:
+        await asyncio.sleep(0)
+        commands.append(["GET", "own:a"])  # another task adds to the list
+        commands[0].append("extra")  # and changes the command itself
+
+    async def other() -> tuple[object, object]:
+        await asyncio.sleep(0.05)
+        return await client.cmd("GET", "own:b")
+
+    meddling = asyncio.ensure_future(meddle())
+    theirs = asyncio.ensure_future(other())
+    assert await client.pipeline(commands) == ([["A"]], None)
+    assert await theirs == ("B", None)
+    await meddling
+    await client.close()
+
+
+async def test_a_buffer_changed_while_select_reconnects_leaves_no_wrong_db_pooled(
+        redis_server: RedisServer) -> None:
+    client = await connect(redis_server.address, timeout=5)
+    await _kill(client, redis_server.address)
+    db = bytearray(b"1")
+
+    async def meddle() -> None:
+        await asyncio.sleep(0)
+        db[:] = b"0"
+
+    meddling = asyncio.ensure_future(meddle())
+    assert await client.cmd("SELECT", db) == ("OK", None)  # SELECT 1, as encoded
+    await meddling
+    await client.close()  # on db 1: closed, not pooled
+    second = await connect(redis_server.address)
+    assert await second.cmd("SET", "own:where", "here") == ("OK", None)
+    info, err = await second.cmd("CLIENT", "INFO")
+    assert err is None and " db=0 " in str(info), info
+    await second.cmd("DEL", "own:where")
+    await second.close()

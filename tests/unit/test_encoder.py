@@ -88,8 +88,9 @@ def test_encode_pipeline_is_the_pure_encoder_per_command(
     pipeline = tuple(commands) if as_tuple else commands
     encoded = encode_pipeline(pipeline)
     got = encoded if isinstance(encoded, UsageError) else encoded[0]
-    if not isinstance(encoded, UsageError):
-        assert list(encoded[1]) == list(pipeline)  # what is planned is what was sent
+    if not isinstance(encoded, UsageError):  # what is planned is what was sent
+        assert [list(command) for command in encoded[1]] == [list(c) for c in pipeline]
+        assert all(type(command) is tuple for command in encoded[1])
     expected: bytes | UsageError
     parts = []
     for position, args in enumerate(pipeline, 1):
@@ -156,8 +157,9 @@ def test_the_compiled_encoder_writes_64_bit_edges_and_large_values() -> None:
     many = _resp.compiled_encode_many
     assert many is not None
     assert many([["GET", "a"], ("SET", "b", 1)]) == (
-        encode_command_pure(["GET", "a"]) + encode_command_pure(["SET", "b", 1]))
-    assert many([]) == b""
+        encode_command_pure(["GET", "a"]) + encode_command_pure(["SET", "b", 1]),
+        [("GET", "a"), ("SET", "b", 1)])
+    assert many([]) == (b"", [])
 
 
 @compiled
@@ -183,3 +185,19 @@ def test_a_legacy_str_that_is_not_ready_is_encoded_like_any_other() -> None:
         assert encode_command(["SET", legacy(text)]) == expected
         encoded = encode_pipeline([["SET", legacy(text)]])
         assert not isinstance(encoded, UsageError) and encoded[0] == expected
+
+
+def test_speedups_off_means_pure_python_alone() -> None:
+    # LEVREDIS_SPEEDUPS=0, read when levredis is imported: no compiled encoder,
+    # cache check or large-value gatherer; the parser then is the pure one too.
+    import os
+    import subprocess
+    import sys
+
+    probe = ("from levredis import _cache, _resp; "
+             "assert _resp.compiled_encode is None and _resp.compiled_encode_many is None; "
+             "assert _cache.plain_args is _cache.plain_args_pure; "
+             "assert type(_resp.new_parser()) is _resp.Parser; print('pure')")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env={**os.environ, "LEVREDIS_SPEEDUPS": "0"}, timeout=60, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "pure", done.stderr[-2000:]

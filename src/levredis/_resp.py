@@ -681,7 +681,31 @@ class AcceleratedParser(Parser):
         self._tries = 0
         if rest:
             self._pure = True
-            Parser.feed(self, data[end:])
+            if not self._gather_top_level(data, end):
+                Parser.feed(self, data[end:])
+
+    def _gather_top_level(self, data: bytes, start: int) -> bool:
+        """A large bulk string at the top level, still arriving: straight into its
+        gatherer, without splitting its first piece into lines and joining them
+        again. False (nothing done) for anything else the compiled parser left."""
+        if data[start:start + 1] != b"$":
+            return False
+        header_end = data.find(b"\r\n", start, start + MAX_HEADER_LENGTH + 2)
+        if header_end < 0:
+            return False
+        try:
+            length = _parse_length(data[start + 1:header_end], "bulk length")
+        except RespError:
+            return False  # the pure parser names it
+        body = header_end + 2
+        if not BIG_BULK < length <= MAX_BULK_LENGTH or len(data) - body >= length + 2:
+            return False
+        big = self._big = self._gatherer(length + 2)
+        if isinstance(big, Pieces):
+            big.add(data[body:])
+        else:  # the compiled one copies from a view: no slice made first
+            big.add(memoryview(data)[body:])
+        return True
 
     def has_partial(self) -> bool:
         return (bool(self._pending) or self._at < len(self._values)

@@ -134,3 +134,32 @@ def test_both_gatherers_are_done_after_finish() -> None:
         assert gatherer.add(b"a\r\n") == 3
         assert gatherer.finish() == b"a"
         assert gatherer.need == 0 and gatherer.add(b"more") == 0
+
+
+def _read_all(parser: Parser, pieces: list[bytes]) -> list[object]:
+    """Feed pieces as a connection does; the replies, or the error that stopped them."""
+    out: list[object] = []
+    try:
+        for piece in pieces:
+            parser.feed(piece)
+            while (value := parser.next_reply()) is not INCOMPLETE:
+                out.append((parser.kind, value))
+    except RespError as exc:
+        out.append(f"RespError: {exc}")
+    return out
+
+
+@compiled
+@given(st.sampled_from([_resp.BIG_BULK + 1, 300_000, 1_048_576]),
+       st.sampled_from([b"\r\n", b"\r!", b"!\n"]),
+       st.sampled_from([b"", b"+OK\r\n", b"$3\r\nabc\r\n*1\r\n:1\r\n", b"$5\r\nab"]),
+       st.lists(st.integers(min_value=0), max_size=6), st.booleans())
+def test_a_large_top_level_value_goes_straight_to_its_gatherer_as_the_pure_parser_reads_it(
+        size: int, ending: bytes, after: bytes, points: list[int], decode: bool) -> None:
+    # The compiled parser hands a large bulk string still arriving over with its
+    # first piece; it goes to the gatherer without being split into lines.
+    stream = b"+first\r\n$%d\r\n" % size + bytes(range(256)) * (size // 256) + b"x" * (
+        size % 256) + ending + after
+    pieces = cut(stream, points)
+    assert _read_all(AcceleratedParser(decode=decode), pieces) == _read_all(
+        Parser(decode=decode), [stream])

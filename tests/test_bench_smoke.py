@@ -76,7 +76,7 @@ def test_w7_runs_with_no_stale_read(tmp_path: Path) -> None:
 
 def test_the_c_comparison_profile_chart_and_importtime_run(tmp_path: Path) -> None:
     """bench.against_c (redis-benchmark beside levredis, pinned), bench.profile,
-    the chart with both panels, and bench.importtime."""
+    bench.layers, the chart with both panels, and bench.importtime."""
     against_c = tmp_path / "against_c.json"
     completed = subprocess.run(
         [sys.executable, "-m", "bench.against_c", "--quick", "--rounds", "1",
@@ -92,6 +92,10 @@ def test_the_c_comparison_profile_chart_and_importtime_run(tmp_path: Path) -> No
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     assert "µs per command" in completed.stdout and "encode (arguments" in completed.stdout
+    completed = subprocess.run([sys.executable, "-m", "bench.layers", "--quick"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=120, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "W2 encode" in completed.stdout and "W1 parse + dispatch" in completed.stdout
     if installed("matplotlib"):
         chart = tmp_path / "ratios.png"
         completed = subprocess.run(

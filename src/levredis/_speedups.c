@@ -530,7 +530,7 @@ encode_many(PyObject *self, PyObject *commands)
  * from the announced length alone: at most GATHER_FIRST or twice what has
  * arrived, whichever is more, and it grows by realloc (on Linux a large block
  * is moved by remapping its pages, not by copying them). The pure twin is
- * _resp._Pieces; tests/unit/test_gather.py holds the two to the same answers. */
+ * _resp.Pieces; tests/unit/test_gather.py holds the two to the same answers. */
 
 #define GATHER_FIRST (2 * 1024 * 1024)
 

@@ -3,7 +3,8 @@
 A bare asyncio.Protocol writes one GET and awaits one future per reply — no
 parsing, no bookkeeping — next to levredis' own loop, on both event loops;
 then the same for W4's 1 MiB value (the bare protocol only counts the bytes,
-and a bare BufferedProtocol receives them into one preallocated buffer):
+and a bare BufferedProtocol receives them into one preallocated buffer), with
+redis-py+hiredis' W4 in the same conditions when it is installed:
 
     python -m bench.ceiling [PORT]
 """
@@ -123,8 +124,27 @@ async def measure(port: int) -> None:
         await client.cmd("GET", "bench:big")
     big = 200 / (time.perf_counter() - started)
     await client.close()
+    peer = await redis_py_big_gets(port)
     print(f"{name:8} GET 1 MiB: bare protocol {counting:6,.0f} MiB/s, bare BufferedProtocol "
-          f"{receiving:6,.0f} MiB/s, levredis {big:6,.0f} MiB/s")
+          f"{receiving:6,.0f} MiB/s, levredis {big:6,.0f} MiB/s"
+          + ("" if peer is None else f", redis-py+hiredis {peer:6,.0f} MiB/s"))
+
+
+async def redis_py_big_gets(port: int, count: int = 200) -> float | None:
+    """redis-py+hiredis's W4 in the same conditions (None when it is not installed)."""
+    from bench.peers import RedisPy
+
+    peer = RedisPy(hiredis=True)
+    if peer.missing:
+        return None
+    await peer.open(port)
+    try:
+        started = time.perf_counter()
+        for _ in range(count):
+            await peer.get("bench:big")
+        return count / (time.perf_counter() - started)
+    finally:
+        await peer.close()
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ hands those to ``Cache.invalidate`` as they are parsed, in wire order.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections import OrderedDict
@@ -31,12 +30,12 @@ from typing import Final, TypeVar
 
 from ._errors import NOT_FOUND, Error
 from ._resp import (
-    SPEEDUPS_ENV,
     ArgumentError,
     Reply,
     argument_bytes,
     command_name,
     encode_command,
+    speedups_turned_off,
 )
 from ._state import SessionState
 
@@ -624,7 +623,7 @@ try:
 except ImportError:
     compiled_plain_args = None
 
-if os.environ.get(SPEEDUPS_ENV, "1").strip() == "0":  # pure Python alone, as the encoder
+if speedups_turned_off():  # pure Python alone, as the encoder
     compiled_plain_args = None
 plain_args: Callable[[tuple[object, ...]], bool] = (
     plain_args_pure if compiled_plain_args is None else compiled_plain_args)

@@ -320,7 +320,7 @@ class Client:
         encoded = encode_pipeline(commands)
         if isinstance(encoded, UsageError):
             return None, encoded
-        data, commands = encoded  # (list and tuple subclasses copied once)
+        data, commands = encoded  # (the commands as encoded: copies)
         if not commands:
             return [], None
         connection = self._connection

@@ -45,7 +45,14 @@ else:
 #: ``LEVREDIS_SPEEDUPS=0`` parses and encodes with pure Python alone (the
 #: parser is chosen per connection, the encoder when levredis is imported).
 SPEEDUPS_ENV: Final = "LEVREDIS_SPEEDUPS"
-if os.environ.get(SPEEDUPS_ENV, "1").strip() == "0":
+
+
+def speedups_turned_off() -> bool:
+    """``LEVREDIS_SPEEDUPS=0`` is set (read now: the parser asks per connection)."""
+    return os.environ.get(SPEEDUPS_ENV, "1").strip() == "0"
+
+
+if speedups_turned_off():
     compiled_encode = compiled_encode_many = None
 
 #: A decoded reply: ``str`` (or ``bytes`` with ``decode=False``), ``int``, a
@@ -360,9 +367,9 @@ class Parser:
         self._tail_size = 0
         # Each open array: (announced count, items so far).
         self._stack: list[tuple[int, list[Reply]]] = []
-        # A large bulk string being gathered: the received pieces of its data
-        # plus CRLF, kept as they came (no copy, no regrowth), and how many
-        # bytes are still due. An announced length reserves nothing.
+        # A large bulk string being gathered (its data plus CRLF): ``Pieces``
+        # keeps the received pieces, the compiled ``Gather`` copies them into
+        # the value as they come. An announced length reserves nothing by itself.
         self._big: Pieces | Gather | None = None
         #: Simple and bulk strings come back as str when true, bytes when false.
         self.decode = decode
@@ -751,7 +758,7 @@ class AcceleratedParser(Parser):
 
 def speedups_available() -> bool:
     """Whether the compiled parser is built and not turned off (``LEVREDIS_SPEEDUPS=0``)."""
-    return _compiled_parse is not None and os.environ.get(SPEEDUPS_ENV, "1").strip() != "0"
+    return _compiled_parse is not None and not speedups_turned_off()
 
 
 def new_parser(decode: bool = True) -> Parser:
